@@ -1,0 +1,1 @@
+//! IP address allocation for LoadBalancer Services (issue 3).

@@ -1,0 +1,1 @@
+//! ferrolb API types, group `ferrolb.io` (issue 3).
