@@ -368,7 +368,7 @@ impl Fsm {
                     out.push(Action::StopTimer(Timer::ConnectRetry));
                     self.last_error = Some(reason.clone());
                     if self.conns.is_empty() {
-                        self.enter_idle(reason, &mut out);
+                        self.enter_idle(&mut out);
                     } else {
                         self.pre_open = State::Active;
                     }
@@ -689,6 +689,10 @@ impl Fsm {
             self.collisions += 1;
             self.conn_error(other, n, out);
         }
+        if std::mem::take(&mut self.connect_pending) {
+            out.push(Action::AbortConnect);
+        }
+        out.push(Action::StopTimer(Timer::ConnectRetry));
         let conn = self.conn_mut(id);
         conn.state = ConnState::Established;
         let neg = conn.negotiated.clone().expect("OpenConfirm has negotiated parameters");
@@ -734,11 +738,11 @@ impl Fsm {
             out.push(Action::SessionDown(reason.clone()));
         }
         if self.conns.is_empty() && !self.connect_pending && self.admin_up {
-            self.enter_idle(reason, out);
+            self.enter_idle(out);
         }
     }
 
-    fn enter_idle(&mut self, _reason: String, out: &mut Vec<Action>) {
+    fn enter_idle(&mut self, out: &mut Vec<Action>) {
         self.pre_open = State::Idle;
         out.push(Action::StopTimer(Timer::ConnectRetry));
         let exp = self.config.idle_hold.initial.saturating_mul(1u32 << self.backoff_attempt.min(16));

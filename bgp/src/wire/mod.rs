@@ -225,12 +225,6 @@ pub fn check_header(buf: &[u8]) -> Result<(MessageType, usize), Notification> {
         ));
     };
     let len_usize = len as usize;
-    if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&len_usize) || len_usize < mtype.min_len() {
-        return Err(bad_length(len));
-    }
-    if mtype == MessageType::Keepalive && len_usize != HEADER_LEN {
-        return Err(bad_length(len));
-    }
     if mtype == MessageType::RouteRefresh && len_usize != mtype.min_len() {
         // RFC 7313 §5: a ROUTE-REFRESH of the wrong length has its own error.
         return Err(Notification::with_data(
@@ -238,6 +232,12 @@ pub fn check_header(buf: &[u8]) -> Result<(MessageType, usize), Notification> {
             notification::route_refresh::INVALID_MESSAGE_LENGTH,
             Bytes::copy_from_slice(&buf[..HEADER_LEN]),
         ));
+    }
+    if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&len_usize) || len_usize < mtype.min_len() {
+        return Err(bad_length(len));
+    }
+    if mtype == MessageType::Keepalive && len_usize != HEADER_LEN {
+        return Err(bad_length(len));
     }
     Ok((mtype, len_usize))
 }
