@@ -54,7 +54,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(60) }
+        Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
     }
 }
 
@@ -462,7 +465,12 @@ impl Fsm {
     }
 
     fn open_connection(&mut self, id: ConnId, direction: Direction, out: &mut Vec<Action>) {
-        self.conns.push(Conn { id, direction, state: ConnState::OpenSent, negotiated: None });
+        self.conns.push(Conn {
+            id,
+            direction,
+            state: ConnState::OpenSent,
+            negotiated: None,
+        });
         out.push(Action::Send(id, Message::Open(self.config.open())));
         out.push(Action::StartTimer(Timer::Hold(id), OPEN_SENT_HOLD));
     }
@@ -479,14 +487,20 @@ impl Fsm {
                     return;
                 }
                 if self.connect_pending {
-                    // RFC 4271 §8.2.2 Connect state, event 9: drop the attempt and dial again.
+                    // RFC 4271 §8.2.2 Connect state, event 9, with damping: a peer that does not answer
+                    // (silent link, TCP-MD5 mismatch) is retried after the same growing back-off as any
+                    // other failure instead of every ConnectRetry interval.
                     self.last_error = Some(format!(
                         "TCP connection not established within {:?}",
                         self.config.connect_retry
                     ));
                     out.push(Action::AbortConnect);
                     self.connect_pending = false;
-                    self.dial(out);
+                    if self.conns.is_empty() {
+                        self.enter_idle(out);
+                    } else {
+                        self.pre_open = State::Active;
+                    }
                 } else if self.pre_open == State::Active && self.config.mode.dials() {
                     self.dial(out);
                 }
@@ -498,7 +512,9 @@ impl Fsm {
                 }
             }
             Timer::Keepalive(id) => {
-                let Some(conn) = self.conns.iter().find(|c| c.id == id) else { return };
+                let Some(conn) = self.conns.iter().find(|c| c.id == id) else {
+                    return;
+                };
                 let Some(neg) = &conn.negotiated else { return };
                 if neg.keepalive_time > 0 {
                     out.push(Action::Send(id, Message::Keepalive));
@@ -538,11 +554,8 @@ impl Fsm {
                         // RFC 4486 §4: AFI, SAFI and the upper bound as data.
                         let mut data = vec![0, 1, 1];
                         data.extend_from_slice(&(limit.min(u32::MAX as u64) as u32).to_be_bytes());
-                        let n = Notification::with_data(
-                            code::CEASE,
-                            cease::MAX_PREFIXES_REACHED,
-                            data,
-                        );
+                        let n =
+                            Notification::with_data(code::CEASE, cease::MAX_PREFIXES_REACHED, data);
                         self.conn_error(id, n, out);
                     }
                 }
@@ -572,7 +585,9 @@ impl Fsm {
     }
 
     fn route_refresh(&mut self, id: ConnId, rr: RouteRefresh, out: &mut Vec<Action>) {
-        let Some(neg) = &self.conn(id).negotiated else { return };
+        let Some(neg) = &self.conn(id).negotiated else {
+            return;
+        };
         // RFC 2918 §4: a request for a family that was not negotiated is ignored. Subtypes 1 and 2
         // (BoRR/EoRR, RFC 7313) are markers, not requests.
         match Family::from_afi_safi(rr.afi, rr.safi) {
@@ -604,31 +619,35 @@ impl Fsm {
                 open_sub::BAD_BGP_IDENTIFIER,
                 open.bgp_id.octets().to_vec(),
             );
-            self.last_error =
-                Some(format!("internal peer uses our own router ID {}", open.bgp_id));
+            self.last_error = Some(format!(
+                "internal peer uses our own router ID {}",
+                open.bgp_id
+            ));
             return self.conn_error(id, n, out);
         }
 
-        // §6.8: a second connection to the same peer. Keep the Established one; between two
-        // OpenConfirm/OpenSent ones keep the connection opened by the side with the higher identifier.
+        // §6.8: a second connection to the same peer. Keep the Established one; otherwise keep the
+        // connection opened by the side with the higher identifier. Connections still in OpenSent are
+        // examined too (§6.8 allows it once the peer's identifier is known, and this OPEN tells it): both
+        // sides then decide by the same rule before either is Established, instead of racing to it.
         let this_dir = self.conn(id).direction;
         let other = self
             .conns
             .iter()
-            .find(|c| c.id != id && c.state != ConnState::OpenSent)
-            .map(|c| (c.id, c.state));
-        if let Some((other_id, other_state)) = other {
-            self.collisions += 1;
+            .find(|c| c.id != id)
+            .map(|c| (c.id, c.state, c.direction));
+        if let Some((other_id, other_state, other_dir)) = other {
             let local = (u32::from(cfg.router_id), cfg.local_asn);
             let remote = (u32::from(open.bgp_id), peer_asn);
             let keep_outbound = local > remote;
             let loser = if other_state == ConnState::Established
-                || (this_dir == Direction::Outbound) != keep_outbound
+                || (other_dir != this_dir && (this_dir == Direction::Outbound) != keep_outbound)
             {
                 id
             } else {
                 other_id
             };
+            self.collisions += 1;
             let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION);
             self.conn_error(loser, n, out);
             if loser == id {
@@ -658,7 +677,9 @@ impl Fsm {
             0
         } else {
             let default = hold_time / 3;
-            cfg.keepalive_time.map_or(default, |k| k.min(default)).max(1)
+            cfg.keepalive_time
+                .map_or(default, |k| k.min(default))
+                .max(1)
         };
         let theirs = open.families();
         let families = cfg
@@ -682,8 +703,12 @@ impl Fsm {
 
     fn establish(&mut self, id: ConnId, out: &mut Vec<Action>) {
         // Any other connection to this peer loses the collision now (§6.8).
-        let others: Vec<ConnId> =
-            self.conns.iter().filter(|c| c.id != id).map(|c| c.id).collect();
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|c| c.id != id)
+            .map(|c| c.id)
+            .collect();
         for other in others {
             let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION);
             self.collisions += 1;
@@ -695,7 +720,10 @@ impl Fsm {
         out.push(Action::StopTimer(Timer::ConnectRetry));
         let conn = self.conn_mut(id);
         conn.state = ConnState::Established;
-        let neg = conn.negotiated.clone().expect("OpenConfirm has negotiated parameters");
+        let neg = conn
+            .negotiated
+            .clone()
+            .expect("OpenConfirm has negotiated parameters");
         self.backoff_attempt = 0;
         self.received = ReceivedCounts::default();
         self.last_error = None;
@@ -728,7 +756,9 @@ impl Fsm {
 
     /// Forget one connection; with none left, fall back to Idle and back off.
     fn drop_conn(&mut self, id: ConnId, reason: String, out: &mut Vec<Action>) {
-        let Some(pos) = self.conns.iter().position(|c| c.id == id) else { return };
+        let Some(pos) = self.conns.iter().position(|c| c.id == id) else {
+            return;
+        };
         let conn = self.conns.remove(pos);
         out.push(Action::Close(id));
         out.push(Action::StopTimer(Timer::Hold(id)));
@@ -745,7 +775,11 @@ impl Fsm {
     fn enter_idle(&mut self, out: &mut Vec<Action>) {
         self.pre_open = State::Idle;
         out.push(Action::StopTimer(Timer::ConnectRetry));
-        let exp = self.config.idle_hold.initial.saturating_mul(1u32 << self.backoff_attempt.min(16));
+        let exp = self
+            .config
+            .idle_hold
+            .initial
+            .saturating_mul(1u32 << self.backoff_attempt.min(16));
         let delay = self.jitter(exp.min(self.config.idle_hold.max));
         self.backoff_attempt = self.backoff_attempt.saturating_add(1);
         out.push(Action::StartTimer(Timer::IdleHold, delay));
@@ -762,11 +796,16 @@ impl Fsm {
     }
 
     fn conn(&self, id: ConnId) -> &Conn {
-        self.conns.iter().find(|c| c.id == id).expect("caller checked the connection exists")
+        self.conns
+            .iter()
+            .find(|c| c.id == id)
+            .expect("caller checked the connection exists")
     }
 
     fn conn_mut(&mut self, id: ConnId) -> &mut Conn {
-        self.conns.iter_mut().find(|c| c.id == id).expect("caller checked the connection exists")
+        self.conns
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("caller checked the connection exists")
     }
 }
-

@@ -5,8 +5,21 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// Interface name prefixes whose addresses are the same on every node (container bridges, CNI, tunnels)
 /// and so must never become a router ID.
-const SHARED_INTERFACE_PREFIXES: &[&str] =
-    &["lo", "docker", "cni", "flannel", "cali", "cilium", "veth", "kube-ipvs", "vxlan", "tunl", "virbr", "podman", "weave"];
+const SHARED_INTERFACE_PREFIXES: &[&str] = &[
+    "lo",
+    "docker",
+    "cni",
+    "flannel",
+    "cali",
+    "cilium",
+    "veth",
+    "kube-ipvs",
+    "vxlan",
+    "tunl",
+    "virbr",
+    "podman",
+    "weave",
+];
 
 /// Chooses the router ID: the configured one; else the first usable IPv4 address among `preferred`
 /// (e.g. the Kubernetes node's InternalIP, or the host's addresses in a stable order); else a stable
@@ -16,7 +29,11 @@ pub fn router_id(configured: Option<Ipv4Addr>, preferred: &[IpAddr], seed: &str)
         return id;
     }
     let usable = |a: &Ipv4Addr| {
-        !(a.is_unspecified() || a.is_loopback() || a.is_link_local() || a.is_multicast() || a.is_broadcast())
+        !(a.is_unspecified()
+            || a.is_loopback()
+            || a.is_link_local()
+            || a.is_multicast()
+            || a.is_broadcast())
     };
     preferred
         .iter()
@@ -33,7 +50,11 @@ pub fn host_addresses() -> Vec<IpAddr> {
     let mut addrs: Vec<IpAddr> = crate::sys::interface_addresses()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(name, _)| !SHARED_INTERFACE_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .filter(|(name, _)| {
+            !SHARED_INTERFACE_PREFIXES
+                .iter()
+                .any(|p| name.starts_with(p))
+        })
         .map(|(_, a)| a)
         .filter(IpAddr::is_ipv4)
         .collect();
@@ -58,18 +79,30 @@ mod tests {
 
     #[test]
     fn configured_wins() {
-        let id = router_id(Some(Ipv4Addr::new(198, 51, 100, 7)), &["203.0.113.1".parse().unwrap()], "n");
+        let id = router_id(
+            Some(Ipv4Addr::new(198, 51, 100, 7)),
+            &["203.0.113.1".parse().unwrap()],
+            "n",
+        );
         assert_eq!(id, Ipv4Addr::new(198, 51, 100, 7));
     }
 
     #[test]
     fn first_usable_preferred_address() {
-        let prefs: Vec<IpAddr> =
-            ["2001:db8::1", "127.0.0.1", "169.254.1.1", "203.0.113.9", "198.51.100.1"]
-                .iter()
-                .map(|s| s.parse().unwrap())
-                .collect();
-        assert_eq!(router_id(None, &prefs, "node-a"), Ipv4Addr::new(203, 0, 113, 9));
+        let prefs: Vec<IpAddr> = [
+            "2001:db8::1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "203.0.113.9",
+            "198.51.100.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            router_id(None, &prefs, "node-a"),
+            Ipv4Addr::new(203, 0, 113, 9)
+        );
     }
 
     #[test]

@@ -168,7 +168,8 @@ fn why_unsendable(prefix: &IpNetwork, attrs: &RouteAttributes, cx: &PeerContext)
             "no {family} next hop: the session runs over the other address family and none is configured"
         ));
     }
-    if attrs_len(family, attrs, cx) + HEADER_LEN + 4 + prefix_len_on_wire(prefix) > MAX_MESSAGE_LEN {
+    if attrs_len(family, attrs, cx) + HEADER_LEN + 4 + prefix_len_on_wire(prefix) > MAX_MESSAGE_LEN
+    {
         return Some("the route's attributes do not fit in one UPDATE".to_owned());
     }
     None
@@ -269,7 +270,10 @@ fn encode_attrs(family: Family, a: &RouteAttributes, cx: &PeerContext) -> BytesM
     let path = if cx.ibgp {
         vec![]
     } else {
-        vec![AsSegment { kind: segment::AS_SEQUENCE, asns: vec![cx.local_asn] }]
+        vec![AsSegment {
+            kind: segment::AS_SEQUENCE,
+            asns: vec![cx.local_asn],
+        }]
     };
     let mut v = BytesMut::new();
     encode_as_path(&path, cx.four_octet_as, &mut v);
@@ -282,21 +286,41 @@ fn encode_attrs(family: Family, a: &RouteAttributes, cx: &PeerContext) -> BytesM
         put_attribute(&mut out, flag::TRANSITIVE, attr::NEXT_HOP, &nh.octets());
     }
     if let Some(med) = a.med {
-        put_attribute(&mut out, flag::OPTIONAL, attr::MULTI_EXIT_DISC, &med.to_be_bytes());
+        put_attribute(
+            &mut out,
+            flag::OPTIONAL,
+            attr::MULTI_EXIT_DISC,
+            &med.to_be_bytes(),
+        );
     }
     if cx.ibgp {
         let lp = a.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
-        put_attribute(&mut out, flag::TRANSITIVE, attr::LOCAL_PREF, &lp.to_be_bytes());
+        put_attribute(
+            &mut out,
+            flag::TRANSITIVE,
+            attr::LOCAL_PREF,
+            &lp.to_be_bytes(),
+        );
     }
     if !a.communities.is_empty() {
         let v: Vec<u8> = a.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
-        put_attribute(&mut out, flag::OPTIONAL | flag::TRANSITIVE, attr::COMMUNITIES, &v);
+        put_attribute(
+            &mut out,
+            flag::OPTIONAL | flag::TRANSITIVE,
+            attr::COMMUNITIES,
+            &v,
+        );
     }
     // RFC 6793 §4.2.2: towards a 2-octet-only peer, the real path travels in AS4_PATH.
     if !cx.four_octet_as && !path.is_empty() && cx.local_asn > 0xffff {
         let mut v = BytesMut::new();
         encode_as_path(&path, true, &mut v);
-        put_attribute(&mut out, flag::OPTIONAL | flag::TRANSITIVE, attr::AS4_PATH, &v);
+        put_attribute(
+            &mut out,
+            flag::OPTIONAL | flag::TRANSITIVE,
+            attr::AS4_PATH,
+            &v,
+        );
     }
     if !a.large_communities.is_empty() {
         let v: Vec<u8> = a
@@ -305,7 +329,12 @@ fn encode_attrs(family: Family, a: &RouteAttributes, cx: &PeerContext) -> BytesM
             .flat_map(|c| [c.global_admin, c.local_data1, c.local_data2])
             .flat_map(u32::to_be_bytes)
             .collect();
-        put_attribute(&mut out, flag::OPTIONAL | flag::TRANSITIVE, attr::LARGE_COMMUNITY, &v);
+        put_attribute(
+            &mut out,
+            flag::OPTIONAL | flag::TRANSITIVE,
+            attr::LARGE_COMMUNITY,
+            &v,
+        );
     }
     out
 }
@@ -332,10 +361,16 @@ fn attrs_len(family: Family, a: &RouteAttributes, cx: &PeerContext) -> usize {
     }
 }
 
-fn pack_announcements(routes: &[(IpNetwork, Arc<RouteAttributes>)], cx: &PeerContext) -> Vec<Bytes> {
+fn pack_announcements(
+    routes: &[(IpNetwork, Arc<RouteAttributes>)],
+    cx: &PeerContext,
+) -> Vec<Bytes> {
     let mut groups: BTreeMap<(Family, &RouteAttributes), Vec<IpNetwork>> = BTreeMap::new();
     for (prefix, attrs) in routes {
-        groups.entry((Family::of(prefix), attrs)).or_default().push(*prefix);
+        groups
+            .entry((Family::of(prefix), attrs))
+            .or_default()
+            .push(*prefix);
     }
     let mut out = Vec::new();
     for ((family, attrs), prefixes) in groups {

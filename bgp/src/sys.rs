@@ -39,7 +39,10 @@ pub fn set_tcp_md5(fd: RawFd, v6_socket: bool, peer: IpAddr, key: Option<&[u8]>)
     if key.len() > TCP_MD5SIG_MAXKEYLEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("TCP-MD5 key is {} bytes, the kernel accepts at most 80", key.len()),
+            format!(
+                "TCP-MD5 key is {} bytes, the kernel accepts at most 80",
+                key.len()
+            ),
         ));
     }
     // SAFETY: all-zero is a valid value of this plain C struct.
@@ -111,7 +114,9 @@ pub fn interface_addresses() -> io::Result<Vec<(String, IpAddr)>> {
             continue;
         }
         // SAFETY: ifa_name is a NUL-terminated string; ifa_addr's family tells its real type.
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         let family = unsafe { (*ifa.ifa_addr).sa_family } as libc::c_int;
         let addr = match family {
             libc::AF_INET => {

@@ -3,8 +3,8 @@
 use ferrolb_bgp::fsm::*;
 use ferrolb_bgp::wire::notification::{cease, code, fsm as fsm_sub, open as open_sub};
 use ferrolb_bgp::wire::open::{Capability, AS_TRANS};
-use ferrolb_bgp::wire::{Family, Message, Notification, Open, RouteRefresh, Update};
 use ferrolb_bgp::wire::{Afi, Safi};
+use ferrolb_bgp::wire::{Family, Message, Notification, Open, RouteRefresh, Update};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -26,8 +26,14 @@ fn peer_open(asn: u32, hold: u16, id: Ipv4Addr) -> Open {
         hold_time: hold,
         bgp_id: id,
         capabilities: vec![
-            Capability::Multiprotocol { afi: Afi::IPV4, safi: Safi::UNICAST },
-            Capability::Multiprotocol { afi: Afi::IPV6, safi: Safi::UNICAST },
+            Capability::Multiprotocol {
+                afi: Afi::IPV4,
+                safi: Safi::UNICAST,
+            },
+            Capability::Multiprotocol {
+                afi: Afi::IPV6,
+                safi: Safi::UNICAST,
+            },
             Capability::RouteRefresh,
             Capability::FourOctetAs(asn),
         ],
@@ -53,7 +59,10 @@ fn established(cfg: FsmConfig) -> (Fsm, Vec<Action>) {
     let mut fsm = Fsm::new(cfg);
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 30, PEER_ID))));
+    fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     let actions = fsm.handle(Event::Message(1, Message::Keepalive));
     assert_eq!(fsm.state(), State::Established);
     (fsm, actions)
@@ -66,7 +75,10 @@ fn active_start_dials_and_arms_connect_retry_with_jitter() {
     let a = fsm.handle(Event::Start);
     assert!(a.contains(&Action::Connect));
     let retry = started_timer(&a, Timer::ConnectRetry).unwrap();
-    assert!(retry >= Duration::from_millis(3750) && retry <= Duration::from_secs(5), "{retry:?}");
+    assert!(
+        retry >= Duration::from_millis(3750) && retry <= Duration::from_secs(5),
+        "{retry:?}"
+    );
     assert_eq!(fsm.state(), State::Connect);
 }
 
@@ -93,15 +105,23 @@ fn active_only_refuses_inbound_connections() {
 fn tcp_up_sends_open_with_our_capabilities() {
     let mut cfg = config(ConnectMode::Active);
     cfg.local_asn = 4_200_000_000;
-    cfg.graceful_restart =
-        Some(GracefulRestartConfig { restart_time: 120, restarting: true, forwarding_preserved: true });
+    cfg.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: 120,
+        restarting: true,
+        forwarding_preserved: true,
+    });
     let mut fsm = Fsm::new(cfg);
     fsm.handle(Event::Start);
     let a = fsm.handle(Event::TcpConnected(1));
-    let Some(Action::Send(1, Message::Open(open))) = a.iter().find(|x| matches!(x, Action::Send(..))) else {
+    let Some(Action::Send(1, Message::Open(open))) =
+        a.iter().find(|x| matches!(x, Action::Send(..)))
+    else {
         panic!("{a:?}")
     };
-    assert_eq!(open.my_as, AS_TRANS, "4-octet ASN travels as AS_TRANS in My AS");
+    assert_eq!(
+        open.my_as, AS_TRANS,
+        "4-octet ASN travels as AS_TRANS in My AS"
+    );
     assert_eq!(open.asn(), 4_200_000_000);
     assert_eq!(open.hold_time, 9);
     let gr = open.graceful_restart().unwrap();
@@ -116,14 +136,21 @@ fn hold_time_is_the_minimum_and_keepalive_a_third() {
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    let a = fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 6, PEER_ID))));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 6, PEER_ID)),
+    ));
     assert!(a.contains(&Action::Send(1, Message::Keepalive)));
-    assert_eq!(started_timer(&a, Timer::Hold(1)), Some(Duration::from_secs(6)));
+    assert_eq!(
+        started_timer(&a, Timer::Hold(1)),
+        Some(Duration::from_secs(6))
+    );
     let ka = started_timer(&a, Timer::Keepalive(1)).unwrap();
     assert!(ka <= Duration::from_secs(2) && ka >= Duration::from_millis(1500));
     assert_eq!(fsm.state(), State::OpenConfirm);
     let a = fsm.handle(Event::Message(1, Message::Keepalive));
-    let Some(Action::Established(1, neg)) = a.iter().find(|x| matches!(x, Action::Established(..))) else {
+    let Some(Action::Established(1, neg)) = a.iter().find(|x| matches!(x, Action::Established(..)))
+    else {
         panic!()
     };
     assert_eq!((neg.hold_time, neg.keepalive_time), (6, 2));
@@ -136,7 +163,10 @@ fn zero_hold_time_means_no_hold_timer_and_no_keepalives() {
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    let a = fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 0, PEER_ID))));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 0, PEER_ID)),
+    ));
     assert!(a.contains(&Action::StopTimer(Timer::Hold(1))));
     assert_eq!(started_timer(&a, Timer::Keepalive(1)), None);
     let a = fsm.handle(Event::Message(1, Message::Keepalive));
@@ -146,13 +176,17 @@ fn zero_hold_time_means_no_hold_timer_and_no_keepalives() {
 #[test]
 fn peer_without_multiprotocol_capabilities_gets_ipv4_only() {
     let mut open = peer_open(64500, 30, PEER_ID);
-    open.capabilities.retain(|c| !matches!(c, Capability::Multiprotocol { .. }));
+    open.capabilities
+        .retain(|c| !matches!(c, Capability::Multiprotocol { .. }));
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
     fsm.handle(Event::Message(1, Message::Open(open)));
     fsm.handle(Event::Message(1, Message::Keepalive));
-    assert_eq!(fsm.established().unwrap().1.families, vec![Family::Ipv4Unicast]);
+    assert_eq!(
+        fsm.established().unwrap().1.families,
+        vec![Family::Ipv4Unicast]
+    );
 }
 
 #[test]
@@ -160,8 +194,14 @@ fn wrong_peer_as_is_bad_peer_as() {
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    let a = fsm.handle(Event::Message(1, Message::Open(peer_open(65001, 30, PEER_ID))));
-    assert_eq!(sent_notification(&a), Some((1, code::OPEN, open_sub::BAD_PEER_AS)));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(65001, 30, PEER_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::OPEN, open_sub::BAD_PEER_AS))
+    );
     assert!(a.contains(&Action::Close(1)));
     assert!(started_timer(&a, Timer::IdleHold).is_some());
     assert_eq!(fsm.state(), State::Idle);
@@ -175,8 +215,14 @@ fn internal_peer_with_our_router_id_is_bad_identifier() {
     let mut fsm = Fsm::new(cfg);
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    let a = fsm.handle(Event::Message(1, Message::Open(peer_open(64512, 30, LOCAL_ID))));
-    assert_eq!(sent_notification(&a), Some((1, code::OPEN, open_sub::BAD_BGP_IDENTIFIER)));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64512, 30, LOCAL_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::OPEN, open_sub::BAD_BGP_IDENTIFIER))
+    );
 }
 
 #[test]
@@ -186,18 +232,33 @@ fn unexpected_messages_are_fsm_errors_with_the_state_subcode() {
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
     let a = fsm.handle(Event::Message(1, Message::Keepalive));
-    assert_eq!(sent_notification(&a), Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_OPENSENT)));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_OPENSENT))
+    );
     // UPDATE in OpenConfirm.
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
-    fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 30, PEER_ID))));
+    fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     let a = fsm.handle(Event::Message(1, Message::Update(Update::default())));
-    assert_eq!(sent_notification(&a), Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_OPENCONFIRM)));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_OPENCONFIRM))
+    );
     // OPEN in Established.
     let (mut fsm, _) = established(config(ConnectMode::Active));
-    let a = fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 30, PEER_ID))));
-    assert_eq!(sent_notification(&a), Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_ESTABLISHED)));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::FSM, fsm_sub::UNEXPECTED_IN_ESTABLISHED))
+    );
     assert!(a.iter().any(|x| matches!(x, Action::SessionDown(_))));
     assert_eq!(fsm.flaps, 1);
 }
@@ -206,7 +267,10 @@ fn unexpected_messages_are_fsm_errors_with_the_state_subcode() {
 fn hold_timer_expiry_sends_hold_timer_expired_and_backs_off() {
     let (mut fsm, _) = established(config(ConnectMode::Active));
     let a = fsm.handle(Event::TimerExpired(Timer::Hold(1)));
-    assert_eq!(sent_notification(&a), Some((1, code::HOLD_TIMER_EXPIRED, 0)));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::HOLD_TIMER_EXPIRED, 0))
+    );
     assert!(a.iter().any(|x| matches!(x, Action::SessionDown(_))));
     assert_eq!(fsm.state(), State::Idle);
     let first = started_timer(&a, Timer::IdleHold).unwrap();
@@ -219,7 +283,10 @@ fn hold_timer_expiry_sends_hold_timer_expired_and_backs_off() {
 #[test]
 fn idle_hold_backoff_grows_exponentially_to_its_cap_and_resets_when_established() {
     let mut cfg = config(ConnectMode::Active);
-    cfg.idle_hold = Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(8) };
+    cfg.idle_hold = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(8),
+    };
     let mut fsm = Fsm::new(cfg);
     fsm.handle(Event::Start);
     let mut delays = Vec::new();
@@ -232,25 +299,38 @@ fn idle_hold_backoff_grows_exponentially_to_its_cap_and_resets_when_established(
     }
     let secs: Vec<f64> = delays.iter().map(Duration::as_secs_f64).collect();
     for (i, nominal) in [1.0, 2.0, 4.0, 8.0, 8.0, 8.0].iter().enumerate() {
-        assert!(secs[i] <= *nominal && secs[i] >= nominal * 0.75, "attempt {i}: {secs:?}");
+        assert!(
+            secs[i] <= *nominal && secs[i] >= nominal * 0.75,
+            "attempt {i}: {secs:?}"
+        );
     }
     assert_eq!(fsm.last_error.as_deref(), Some("refused"));
     // Established resets the backoff.
     fsm.handle(Event::TcpConnected(1));
-    fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 30, PEER_ID))));
+    fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     fsm.handle(Event::Message(1, Message::Keepalive));
     let a = fsm.handle(Event::TcpClosed(1, "reset".into()));
     assert!(started_timer(&a, Timer::IdleHold).unwrap() <= Duration::from_secs(1));
 }
 
 #[test]
-fn connect_retry_expiry_while_connecting_abandons_and_redials() {
+fn connect_retry_expiry_while_connecting_abandons_and_backs_off() {
     let mut fsm = Fsm::new(config(ConnectMode::Active));
     fsm.handle(Event::Start);
     let a = fsm.handle(Event::TimerExpired(Timer::ConnectRetry));
-    assert_eq!(&a[..2], &[Action::AbortConnect, Action::Connect]);
-    assert!(started_timer(&a, Timer::ConnectRetry).is_some());
-    assert!(fsm.last_error.as_deref().unwrap().contains("not established"));
+    assert_eq!(a[0], Action::AbortConnect);
+    assert!(started_timer(&a, Timer::IdleHold).is_some());
+    assert_eq!(fsm.state(), State::Idle);
+    assert!(fsm
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("not established"));
+    let a = fsm.handle(Event::TimerExpired(Timer::IdleHold));
+    assert!(a.contains(&Action::Connect));
 }
 
 #[test]
@@ -264,17 +344,29 @@ fn keepalive_timer_sends_keepalive_and_rearms() {
 #[test]
 fn messages_in_established_restart_the_hold_timer() {
     let (mut fsm, established_actions) = established(config(ConnectMode::Active));
-    assert_eq!(started_timer(&established_actions, Timer::Hold(1)), Some(Duration::from_secs(9)));
+    assert_eq!(
+        started_timer(&established_actions, Timer::Hold(1)),
+        Some(Duration::from_secs(9))
+    );
     for m in [Message::Keepalive, Message::Update(Update::default())] {
         let a = fsm.handle(Event::Message(1, m));
-        assert_eq!(started_timer(&a, Timer::Hold(1)), Some(Duration::from_secs(9)));
+        assert_eq!(
+            started_timer(&a, Timer::Hold(1)),
+            Some(Duration::from_secs(9))
+        );
     }
 }
 
 #[test]
 fn route_refresh_resends_negotiated_families_only() {
     let (mut fsm, _) = established(config(ConnectMode::Active));
-    let rr = |afi, safi| Message::RouteRefresh(RouteRefresh { afi, subtype: 0, safi });
+    let rr = |afi, safi| {
+        Message::RouteRefresh(RouteRefresh {
+            afi,
+            subtype: 0,
+            safi,
+        })
+    };
     let a = fsm.handle(Event::Message(1, rr(Afi::IPV6, Safi::UNICAST)));
     assert!(a.contains(&Action::ResendFamily(Family::Ipv6Unicast)));
     let a = fsm.handle(Event::Message(1, rr(Afi(25), Safi(70))));
@@ -288,7 +380,14 @@ fn notification_from_peer_closes_without_reply() {
     let a = fsm.handle(Event::Message(1, Message::Notification(n)));
     assert_eq!(sent_notification(&a), None);
     assert!(a.contains(&Action::Close(1)));
-    assert_eq!(fsm.last_notification_received.as_ref().unwrap().shutdown_communication().as_deref(), Some("maintenance"));
+    assert_eq!(
+        fsm.last_notification_received
+            .as_ref()
+            .unwrap()
+            .shutdown_communication()
+            .as_deref(),
+        Some("maintenance")
+    );
     assert!(fsm.last_error.as_deref().unwrap().contains("maintenance"));
 }
 
@@ -304,10 +403,17 @@ fn stop_sends_cease_with_shutdown_communication_and_stays_idle() {
     else {
         panic!("{a:?}")
     };
-    assert_eq!((n.code, n.subcode), (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN));
+    assert_eq!(
+        (n.code, n.subcode),
+        (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN)
+    );
     assert_eq!(n.shutdown_communication().as_deref(), Some("node draining"));
     assert!(a.contains(&Action::Close(1)));
-    assert_eq!(started_timer(&a, Timer::IdleHold), None, "an administrative stop does not restart");
+    assert_eq!(
+        started_timer(&a, Timer::IdleHold),
+        None,
+        "an administrative stop does not restart"
+    );
     assert_eq!(fsm.state(), State::Idle);
     // And refuses the peer afterwards.
     assert_eq!(fsm.handle(Event::TcpAccepted(5)), vec![Action::Close(5)]);
@@ -326,33 +432,53 @@ fn max_prefix_limit_closes_with_cease_subcode_1() {
     let mut cfg = config(ConnectMode::Active);
     cfg.max_prefixes = Some(2);
     let (mut fsm, _) = established(cfg);
-    let mut u = Update::default();
-    u.nlri = vec!["203.0.113.1/32".parse().unwrap(), "203.0.113.2/32".parse().unwrap()];
+    let mut u = Update {
+        nlri: vec![
+            "203.0.113.1/32".parse().unwrap(),
+            "203.0.113.2/32".parse().unwrap(),
+        ],
+        ..Default::default()
+    };
     let a = fsm.handle(Event::Message(1, Message::Update(u.clone())));
     assert_eq!(sent_notification(&a), None);
     assert_eq!(fsm.received.prefixes, 2);
     u.nlri.truncate(1);
     u.nlri[0] = "203.0.113.3/32".parse().unwrap();
     let a = fsm.handle(Event::Message(1, Message::Update(u)));
-    assert_eq!(sent_notification(&a), Some((1, code::CEASE, cease::MAX_PREFIXES_REACHED)));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::CEASE, cease::MAX_PREFIXES_REACHED))
+    );
 }
 
 #[test]
 fn received_routes_are_counted_not_stored() {
     let (mut fsm, _) = established(config(ConnectMode::Active));
-    let mut u = Update::default();
-    u.nlri = (1..=3).map(|i| format!("203.0.113.{i}/32").parse().unwrap()).collect();
+    let u = Update {
+        nlri: (1..=3)
+            .map(|i| format!("203.0.113.{i}/32").parse().unwrap())
+            .collect(),
+        ..Default::default()
+    };
     fsm.handle(Event::Message(1, Message::Update(u)));
-    let mut w = Update::default();
-    w.withdrawn = vec!["203.0.113.1/32".parse().unwrap()];
+    let w = Update {
+        withdrawn: vec!["203.0.113.1/32".parse().unwrap()],
+        ..Default::default()
+    };
     fsm.handle(Event::Message(1, Message::Update(w)));
     assert_eq!(
         fsm.received,
-        ReceivedCounts { announced: 3, withdrawn: 1, treated_as_withdraw: 0, prefixes: 2 }
+        ReceivedCounts {
+            announced: 3,
+            withdrawn: 1,
+            treated_as_withdraw: 0,
+            prefixes: 2
+        }
     );
 }
 
-/// Both sides dial at once: outbound connection 1 and inbound connection 2.
+/// Both sides dial at once: outbound connection 1 and inbound connection 2, the peer's OPEN on 1
+/// arriving first. Returns the actions of that OPEN.
 fn collision(local_id: Ipv4Addr) -> (Fsm, Vec<Action>) {
     let mut cfg = config(ConnectMode::Both);
     cfg.router_id = local_id;
@@ -360,9 +486,10 @@ fn collision(local_id: Ipv4Addr) -> (Fsm, Vec<Action>) {
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
     fsm.handle(Event::TcpAccepted(2));
-    fsm.handle(Event::Message(1, Message::Open(peer_open(64500, 30, PEER_ID))));
-    assert_eq!(fsm.state(), State::OpenConfirm);
-    let a = fsm.handle(Event::Message(2, Message::Open(peer_open(64500, 30, PEER_ID))));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     (fsm, a)
 }
 
@@ -370,17 +497,54 @@ fn collision(local_id: Ipv4Addr) -> (Fsm, Vec<Action>) {
 fn collision_keeps_the_connection_dialled_by_the_higher_identifier() {
     // Our identifier is higher: keep our outbound connection 1, close the inbound 2.
     let (mut fsm, a) = collision(Ipv4Addr::new(198, 51, 100, 9));
-    assert_eq!(sent_notification(&a), Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)));
+    assert_eq!(
+        sent_notification(&a),
+        Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
+    assert_eq!(fsm.state(), State::OpenConfirm);
     fsm.handle(Event::Message(1, Message::Keepalive));
     assert_eq!(fsm.established().map(|(id, _)| id), Some(1));
     assert_eq!(fsm.collisions, 1);
 
     // Our identifier is lower: keep the peer's connection 2, close ours.
     let (mut fsm, a) = collision(Ipv4Addr::new(198, 51, 100, 1));
-    assert_eq!(sent_notification(&a), Some((1, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)));
-    assert_eq!(fsm.state(), State::OpenConfirm);
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
+    assert_eq!(fsm.state(), State::OpenSent);
+    fsm.handle(Event::Message(
+        2,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     fsm.handle(Event::Message(2, Message::Keepalive));
     assert_eq!(fsm.established().map(|(id, _)| id), Some(2));
+}
+
+#[test]
+fn collision_is_resolved_as_soon_as_the_first_open_names_the_peer() {
+    // Outbound 1 and inbound 2 both in OpenSent; the peer's OPEN arrives on 1 first. The peer's
+    // identifier is higher, so its connection (2) wins at once, before 1 can reach Established.
+    let mut fsm = Fsm::new(config(ConnectMode::Both));
+    fsm.handle(Event::Start);
+    fsm.handle(Event::TcpConnected(1));
+    fsm.handle(Event::TcpAccepted(2));
+    let a = fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((1, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
+    assert_eq!(fsm.state(), State::OpenSent);
+    fsm.handle(Event::Message(
+        2,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    fsm.handle(Event::Message(2, Message::Keepalive));
+    assert_eq!(fsm.established().map(|(id, _)| id), Some(2));
+    assert_eq!(fsm.flaps, 0);
 }
 
 #[test]
@@ -389,21 +553,35 @@ fn a_new_connection_never_displaces_an_established_session() {
     cfg.router_id = Ipv4Addr::new(198, 51, 100, 1);
     let (mut fsm, _) = established(cfg);
     fsm.handle(Event::TcpAccepted(2));
-    let a = fsm.handle(Event::Message(2, Message::Open(peer_open(64500, 30, PEER_ID))));
-    assert_eq!(sent_notification(&a), Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)));
+    let a = fsm.handle(Event::Message(
+        2,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
     assert_eq!(fsm.established().map(|(id, _)| id), Some(1));
 }
 
 #[test]
-fn establishing_one_connection_closes_the_other_still_in_opensent() {
+fn establishing_closes_a_connection_accepted_late() {
+    // Connection 1 is in OpenConfirm when the peer dials again (2, no OPEN yet): reaching Established
+    // on 1 closes 2.
     let mut fsm = Fsm::new(config(ConnectMode::Both));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpConnected(1));
+    fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     fsm.handle(Event::TcpAccepted(2));
-    fsm.handle(Event::Message(2, Message::Open(peer_open(64500, 30, PEER_ID))));
-    let a = fsm.handle(Event::Message(2, Message::Keepalive));
-    assert_eq!(sent_notification(&a), Some((1, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)));
-    assert_eq!(fsm.established().map(|(id, _)| id), Some(2));
+    let a = fsm.handle(Event::Message(1, Message::Keepalive));
+    assert_eq!(
+        sent_notification(&a),
+        Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
+    assert_eq!(fsm.established().map(|(id, _)| id), Some(1));
 }
 
 #[test]
@@ -411,7 +589,10 @@ fn an_inbound_session_established_abandons_the_outbound_attempt() {
     let mut fsm = Fsm::new(config(ConnectMode::Both));
     fsm.handle(Event::Start);
     fsm.handle(Event::TcpAccepted(2));
-    fsm.handle(Event::Message(2, Message::Open(peer_open(64500, 30, PEER_ID))));
+    fsm.handle(Event::Message(
+        2,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
     let a = fsm.handle(Event::Message(2, Message::Keepalive));
     assert!(a.contains(&Action::AbortConnect));
     assert!(a.contains(&Action::StopTimer(Timer::ConnectRetry)));
@@ -420,7 +601,9 @@ fn an_inbound_session_established_abandons_the_outbound_attempt() {
 #[test]
 fn events_for_unknown_connections_are_ignored() {
     let (mut fsm, _) = established(config(ConnectMode::Active));
-    assert!(fsm.handle(Event::Message(42, Message::Keepalive)).is_empty());
+    assert!(fsm
+        .handle(Event::Message(42, Message::Keepalive))
+        .is_empty());
     assert!(fsm.handle(Event::TcpClosed(42, "x".into())).is_empty());
     assert_eq!(fsm.state(), State::Established);
 }

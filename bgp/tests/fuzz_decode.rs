@@ -14,9 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CONTEXTS: [DecodeContext; 3] = [
-    DecodeContext { four_octet_as: true, ebgp_peer_as: Some(64500) },
-    DecodeContext { four_octet_as: false, ebgp_peer_as: Some(64500) },
-    DecodeContext { four_octet_as: true, ebgp_peer_as: None },
+    DecodeContext {
+        four_octet_as: true,
+        ebgp_peer_as: Some(64500),
+    },
+    DecodeContext {
+        four_octet_as: false,
+        ebgp_peer_as: Some(64500),
+    },
+    DecodeContext {
+        four_octet_as: true,
+        ebgp_peer_as: None,
+    },
 ];
 
 /// Valid messages of every type to mutate from.
@@ -31,22 +40,38 @@ fn corpus() -> Vec<Vec<u8>> {
     let mut out = vec![
         Message::Open(fsm_cfg.open()).encode(&cx).to_vec(),
         wire::keepalive().to_vec(),
-        Message::Notification(Notification::cease(2, Some("bye"))).encode(&cx).to_vec(),
-        Message::RouteRefresh(wire::RouteRefresh { afi: wire::Afi::IPV4, subtype: 0, safi: wire::Safi::UNICAST })
+        Message::Notification(Notification::cease(2, Some("bye")))
             .encode(&cx)
             .to_vec(),
+        Message::RouteRefresh(wire::RouteRefresh {
+            afi: wire::Afi::IPV4,
+            subtype: 0,
+            safi: wire::Safi::UNICAST,
+        })
+        .encode(&cx)
+        .to_vec(),
     ];
     let attrs = Arc::new(RouteAttributes {
         med: Some(1),
         communities: vec![1, 2],
-        large_communities: vec![wire::LargeCommunity { global_admin: 1, local_data1: 2, local_data2: 3 }],
+        large_communities: vec![wire::LargeCommunity {
+            global_admin: 1,
+            local_data1: 2,
+            local_data2: 3,
+        }],
         ..Default::default()
     });
     let mut routes = Routes::new();
     for i in 0..20u32 {
-        routes.insert(ipnetwork::IpNetwork::new(IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + i)), 32).unwrap(), attrs.clone());
+        routes.insert(
+            ipnetwork::IpNetwork::new(IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + i)), 32).unwrap(),
+            attrs.clone(),
+        );
         let v6 = Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i));
-        routes.insert(ipnetwork::IpNetwork::new(IpAddr::V6(v6), 128).unwrap(), attrs.clone());
+        routes.insert(
+            ipnetwork::IpNetwork::new(IpAddr::V6(v6), 128).unwrap(),
+            attrs.clone(),
+        );
     }
     for ibgp in [false, true] {
         let pcx = PeerContext {
@@ -125,7 +150,10 @@ fn decode_never_panics(bytes: &[u8]) {
 
 #[test]
 fn fuzz_decoder_for_a_bounded_time() {
-    let budget: u64 = std::env::var("FERROLB_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let budget: u64 = std::env::var("FERROLB_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let corpus = corpus();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ budget);
     let deadline = Instant::now() + Duration::from_secs(budget);

@@ -6,7 +6,10 @@ use ferrolb_bgp::wire::update::{AsSegment, MpReach, MpUnreach, Origin};
 use ferrolb_bgp::wire::*;
 use std::net::Ipv4Addr;
 
-const CX: DecodeContext = DecodeContext { four_octet_as: true, ebgp_peer_as: None };
+const CX: DecodeContext = DecodeContext {
+    four_octet_as: true,
+    ebgp_peer_as: None,
+};
 
 #[test]
 fn keepalive_is_the_bare_header() {
@@ -18,7 +21,11 @@ fn keepalive_is_the_bare_header() {
 #[test]
 fn our_open_matches_the_rfc_layout() {
     let mut cfg = FsmConfig::new(64512, 64500, Ipv4Addr::new(198, 51, 100, 1));
-    cfg.graceful_restart = Some(GracefulRestartConfig { restart_time: 120, restarting: false, forwarding_preserved: true });
+    cfg.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: 120,
+        restarting: false,
+        forwarding_preserved: true,
+    });
     let bytes = Message::Open(cfg.open()).encode(&CX);
     #[rustfmt::skip]
     let body: &[u8] = &[
@@ -32,8 +39,14 @@ fn our_open_matches_the_rfc_layout() {
         64, 10, 0x00, 120, 0, 1, 1, 0x80, 0, 2, 1, 0x80, // GR 120 s, F bit for both families
     ];
     assert_eq!(&bytes[19..], body);
-    assert_eq!(u16::from_be_bytes([bytes[16], bytes[17]]) as usize, bytes.len());
-    assert_eq!(Message::decode(&bytes, &CX).unwrap(), Message::Open(cfg.open()));
+    assert_eq!(
+        u16::from_be_bytes([bytes[16], bytes[17]]) as usize,
+        bytes.len()
+    );
+    assert_eq!(
+        Message::decode(&bytes, &CX).unwrap(),
+        Message::Open(cfg.open())
+    );
 }
 
 #[test]
@@ -42,21 +55,35 @@ fn cease_carries_the_shutdown_communication() {
     let bytes = Message::Notification(n.clone()).encode(&CX);
     assert_eq!(&bytes[19..22], &[6, 2, 15]);
     assert_eq!(&bytes[22..], b"draining node-a");
-    let Message::Notification(back) = Message::decode(&bytes, &CX).unwrap() else { panic!() };
-    assert_eq!(back.shutdown_communication().as_deref(), Some("draining node-a"));
-    assert_eq!(back.to_string(), "Cease/Administrative Shutdown (6/2): \"draining node-a\"");
+    let Message::Notification(back) = Message::decode(&bytes, &CX).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        back.shutdown_communication().as_deref(),
+        Some("draining node-a")
+    );
+    assert_eq!(
+        back.to_string(),
+        "Cease/Administrative Shutdown (6/2): \"draining node-a\""
+    );
     // Truncated to 255 octets on a character boundary.
     let long = "é".repeat(200);
     let n = Notification::cease(cease::ADMINISTRATIVE_RESET, Some(&long));
     assert_eq!(n.data[0], 254);
     assert!(n.shutdown_communication().is_some());
     // Other subcodes carry no text.
-    assert!(Notification::cease(cease::PEER_DECONFIGURED, Some("x")).data.is_empty());
+    assert!(Notification::cease(cease::PEER_DECONFIGURED, Some("x"))
+        .data
+        .is_empty());
 }
 
 #[test]
 fn route_refresh_round_trips() {
-    let rr = Message::RouteRefresh(RouteRefresh { afi: Afi::IPV6, subtype: 0, safi: Safi::UNICAST });
+    let rr = Message::RouteRefresh(RouteRefresh {
+        afi: Afi::IPV6,
+        subtype: 0,
+        safi: Safi::UNICAST,
+    });
     let bytes = rr.encode(&CX);
     assert_eq!(&bytes[16..], &[0, 23, 5, 0, 2, 0, 1]);
     assert_eq!(Message::decode(&bytes, &CX).unwrap(), rr);
@@ -71,27 +98,46 @@ fn update_with_every_attribute_round_trips() {
                 afi: Afi::IPV6,
                 safi: Safi::UNICAST,
                 next_hops: vec!["2001:db8::1".parse().unwrap(), "fe80::1".parse().unwrap()],
-                nlri: vec!["2001:db8:5::/48".parse().unwrap(), "2001:db8::7/128".parse().unwrap()],
+                nlri: vec![
+                    "2001:db8:5::/48".parse().unwrap(),
+                    "2001:db8::7/128".parse().unwrap(),
+                ],
             }),
             PathAttribute::Origin(Origin::Incomplete),
             PathAttribute::AsPath(vec![
-                AsSegment { kind: 2, asns: vec![64512, 4_200_000_000] },
-                AsSegment { kind: 1, asns: vec![1, 2] },
+                AsSegment {
+                    kind: 2,
+                    asns: vec![64512, 4_200_000_000],
+                },
+                AsSegment {
+                    kind: 1,
+                    asns: vec![1, 2],
+                },
             ]),
             PathAttribute::NextHop(Ipv4Addr::new(198, 51, 100, 1)),
             PathAttribute::MultiExitDisc(10),
             PathAttribute::LocalPref(200),
             PathAttribute::AtomicAggregate,
-            PathAttribute::Aggregator { asn: 64512, address: Ipv4Addr::new(203, 0, 113, 1) },
+            PathAttribute::Aggregator {
+                asn: 64512,
+                address: Ipv4Addr::new(203, 0, 113, 1),
+            },
             PathAttribute::Communities((0..70).collect()), // > 255 octets: extended length
-            PathAttribute::LargeCommunities(vec![LargeCommunity { global_admin: 1, local_data1: 2, local_data2: 3 }]),
+            PathAttribute::LargeCommunities(vec![LargeCommunity {
+                global_admin: 1,
+                local_data1: 2,
+                local_data2: 3,
+            }]),
             PathAttribute::MpUnreach(MpUnreach {
                 afi: Afi::IPV6,
                 safi: Safi::UNICAST,
                 withdrawn: vec!["2001:db8:9::/64".parse().unwrap()],
             }),
         ],
-        nlri: vec!["203.0.113.0/25".parse().unwrap(), "203.0.113.128/32".parse().unwrap()],
+        nlri: vec![
+            "203.0.113.0/25".parse().unwrap(),
+            "203.0.113.128/32".parse().unwrap(),
+        ],
         treat_as_withdraw: None,
         discarded: vec![],
     };
@@ -120,7 +166,9 @@ fn an_frr_style_open_with_many_capabilities_decodes() {
     m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
     m.push(1);
     m.extend_from_slice(body);
-    let Message::Open(o) = Message::decode(&m, &CX).unwrap() else { panic!() };
+    let Message::Open(o) = Message::decode(&m, &CX).unwrap() else {
+        panic!()
+    };
     assert_eq!((o.asn(), o.hold_time), (64500, 180));
     assert!(o.supports_route_refresh() && o.supports_four_octet_as());
     assert_eq!(o.families().len(), 2);

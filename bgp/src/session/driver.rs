@@ -159,7 +159,11 @@ impl Driver {
         }
         let state = self.fsm.state();
         if state != self.last_state {
-            tracing::info!(from = self.last_state.name(), to = state.name(), "BGP state change");
+            tracing::info!(
+                from = self.last_state.name(),
+                to = state.name(),
+                "BGP state change"
+            );
             self.last_state = state;
         }
     }
@@ -190,7 +194,10 @@ impl Driver {
                     drop(conn.tx);
                     let mut writer = conn.writer;
                     self.closing.push(tokio::spawn(async move {
-                        if tokio::time::timeout(CLOSE_LINGER * 2, &mut writer).await.is_err() {
+                        if tokio::time::timeout(CLOSE_LINGER * 2, &mut writer)
+                            .await
+                            .is_err()
+                        {
                             writer.abort();
                         }
                     }));
@@ -235,19 +242,26 @@ impl Driver {
         if msgs.is_empty() {
             return;
         }
-        let Some(conn) = self.conns.get(&id) else { return };
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
         for m in &msgs {
             if let Some(t) = MessageType::from_u8(m[HEADER_LEN - 1]) {
                 self.sent.count(t);
             }
         }
         if conn.tx.try_send(msgs).is_err() {
-            queue.push_back(Event::TcpClosed(id, "peer is not reading: send queue full".to_owned()));
+            queue.push_back(Event::TcpClosed(
+                id,
+                "peer is not reading: send queue full".to_owned(),
+            ));
         }
     }
 
     fn sync_routes(&mut self) {
-        let (Some((id, _)), Some(ctx)) = (self.fsm.established(), self.peer_ctx.clone()) else { return };
+        let (Some((id, _)), Some(ctx)) = (self.fsm.established(), self.peer_ctx.clone()) else {
+            return;
+        };
         let desired = self.routes.borrow_and_update().clone();
         let msgs = self.rib.sync(&desired, &ctx);
         let mut queue = VecDeque::new();
@@ -346,8 +360,12 @@ impl Driver {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
-        let mut due: Vec<(Instant, Timer)> =
-            self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, at)| (*at, *t)).collect();
+        let mut due: Vec<(Instant, Timer)> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, at)| (*at, *t))
+            .collect();
         due.sort();
         for (_, t) in due {
             // An earlier expiry in this batch may have re-armed or stopped it.
@@ -392,9 +410,14 @@ impl Driver {
             s.collisions = fsm.collisions;
             s.connect_attempts = self.connect_attempts;
             s.last_error = last_error;
-            s.last_notification_sent = fsm.last_notification_sent.as_ref().map(NotificationRecord::from);
-            s.last_notification_received =
-                fsm.last_notification_received.as_ref().map(NotificationRecord::from);
+            s.last_notification_sent = fsm
+                .last_notification_sent
+                .as_ref()
+                .map(NotificationRecord::from);
+            s.last_notification_received = fsm
+                .last_notification_received
+                .as_ref()
+                .map(NotificationRecord::from);
         });
     }
 }
@@ -417,7 +440,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Splits the byte stream into messages. After a header error it keeps reading (and discarding) so that
@@ -469,7 +494,10 @@ async fn write_loop(
     // Closed by the session: everything queued is written. Half-close, then give the peer a moment to
     // read our last message and close its side (RFC 4271 §8: NOTIFICATION then close).
     let _ = wr.shutdown().await;
-    if tokio::time::timeout(CLOSE_LINGER, &mut reader).await.is_err() {
+    if tokio::time::timeout(CLOSE_LINGER, &mut reader)
+        .await
+        .is_err()
+    {
         reader.abort();
     }
 }

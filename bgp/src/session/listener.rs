@@ -34,7 +34,12 @@ impl Listener {
         let local = listener.local_addr()?;
         let peers: Registry = Arc::default();
         let task = tokio::spawn(accept_loop(listener.clone(), peers.clone()));
-        Ok(Listener { local, fd_socket: listener, peers, task })
+        Ok(Listener {
+            local,
+            fd_socket: listener,
+            peers,
+            task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -46,9 +51,17 @@ impl Listener {
     pub fn register(&self, session: &SessionHandle, password: Option<&str>) -> io::Result<()> {
         let peer = session.peer();
         if let Some(key) = password {
-            sys::set_tcp_md5(self.fd_socket.as_raw_fd(), self.local.is_ipv6(), peer, Some(key.as_bytes()))?;
+            sys::set_tcp_md5(
+                self.fd_socket.as_raw_fd(),
+                self.local.is_ipv6(),
+                peer,
+                Some(key.as_bytes()),
+            )?;
         }
-        self.peers.lock().expect("registry lock").insert(peer, session.inbound_sender());
+        self.peers
+            .lock()
+            .expect("registry lock")
+            .insert(peer, session.inbound_sender());
         Ok(())
     }
 

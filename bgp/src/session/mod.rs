@@ -100,7 +100,14 @@ impl SessionHandle {
         let span = tracing::info_span!("bgp_peer", peer = %peer, asn = config.fsm.peer_asn);
         let driver = driver::Driver::new(config, command_rx, inbound_rx, routes_rx, status_tx);
         let task = tokio::spawn(driver.run().instrument(span));
-        SessionHandle { peer, commands, inbound, routes: routes_tx, status, task }
+        SessionHandle {
+            peer,
+            commands,
+            inbound,
+            routes: routes_tx,
+            status,
+            task,
+        }
     }
 
     pub fn peer(&self) -> IpAddr {
@@ -124,13 +131,20 @@ impl SessionHandle {
     /// Ends the session with Cease/Administrative Shutdown (and the text as shutdown communication,
     /// RFC 8203), waiting until the NOTIFICATION is written or [`CLOSE_LINGER`] passes.
     pub async fn shutdown(self, text: Option<&str>) {
-        let stop = Stop::Cease { subcode: cease::ADMINISTRATIVE_SHUTDOWN, text: text.map(str::to_owned) };
+        let stop = Stop::Cease {
+            subcode: cease::ADMINISTRATIVE_SHUTDOWN,
+            text: text.map(str::to_owned),
+        };
         self.stop(stop).await
     }
 
     /// Ends the session with another Cease subcode, e.g. Peer De-configured or Other Configuration Change.
     pub async fn cease(self, subcode: u8, text: Option<&str>) {
-        self.stop(Stop::Cease { subcode, text: text.map(str::to_owned) }).await
+        self.stop(Stop::Cease {
+            subcode,
+            text: text.map(str::to_owned),
+        })
+        .await
     }
 
     /// Leaves without a NOTIFICATION: with graceful restart negotiated, the peer keeps our routes as stale

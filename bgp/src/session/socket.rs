@@ -14,7 +14,10 @@ use tokio::net::{TcpSocket, TcpStream};
 pub(super) fn ttl_policy(cfg: &SessionConfig) -> (Option<u32>, Option<u8>) {
     if let Some(hops) = cfg.gtsm_hops {
         // RFC 5082 §3: send 255, accept 255 − (hops − 1).
-        return (Some(255), Some(255u8.saturating_sub(hops.saturating_sub(1)).max(1)));
+        return (
+            Some(255),
+            Some(255u8.saturating_sub(hops.saturating_sub(1)).max(1)),
+        );
     }
     if cfg.fsm.is_ibgp() {
         return (cfg.ebgp_multihop.map(u32::from), None);
@@ -23,9 +26,8 @@ pub(super) fn ttl_policy(cfg: &SessionConfig) -> (Option<u32>, Option<u8>) {
 }
 
 pub(super) fn user_timeout(cfg: &SessionConfig) -> Option<Duration> {
-    cfg.tcp_user_timeout.or_else(|| {
-        (cfg.fsm.hold_time > 0).then(|| Duration::from_secs(cfg.fsm.hold_time.into()))
-    })
+    cfg.tcp_user_timeout
+        .or_else(|| (cfg.fsm.hold_time > 0).then(|| Duration::from_secs(cfg.fsm.hold_time.into())))
 }
 
 /// Applies TTL, GTSM and user-timeout options to an established or about-to-connect socket.
@@ -52,7 +54,11 @@ pub(super) fn apply_options(sock: &Socket, v6: bool, cfg: &SessionConfig) -> io:
 pub(super) async fn connect(cfg: &SessionConfig) -> io::Result<TcpStream> {
     let peer = SocketAddr::new(cfg.peer_address, cfg.peer_port);
     let v6 = peer.is_ipv6();
-    let sock = Socket::new(if v6 { Domain::IPV6 } else { Domain::IPV4 }, Type::STREAM, Some(Protocol::TCP))?;
+    let sock = Socket::new(
+        if v6 { Domain::IPV6 } else { Domain::IPV4 },
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     sock.set_nonblocking(true)?;
     if let Some(key) = &cfg.password {
         sys::set_tcp_md5(sock.as_raw_fd(), v6, cfg.peer_address, Some(key.as_bytes()))
@@ -63,7 +69,10 @@ pub(super) async fn connect(cfg: &SessionConfig) -> io::Result<TcpStream> {
         if src.is_ipv6() != v6 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("source address {src} and peer {} are of different families", cfg.peer_address),
+                format!(
+                    "source address {src} and peer {} are of different families",
+                    cfg.peer_address
+                ),
             ));
         }
         sock.bind(&SocketAddr::new(src, 0).into())

@@ -175,7 +175,12 @@ impl PeerStatus {
         SystemTime::now().duration_since(at).ok()
     }
 
-    pub(super) fn unsent_from(unsent: &std::collections::BTreeMap<Family, Unsent>) -> Vec<(String, usize, String)> {
-        unsent.iter().map(|(f, u)| (f.to_string(), u.count, u.reason.clone())).collect()
+    pub(super) fn unsent_from(
+        unsent: &std::collections::BTreeMap<Family, Unsent>,
+    ) -> Vec<(String, usize, String)> {
+        unsent
+            .iter()
+            .map(|(f, u)| (f.to_string(), u.count, u.reason.clone()))
+            .collect()
     }
 }

@@ -214,7 +214,10 @@ pub fn check_header(buf: &[u8]) -> Result<(MessageType, usize), Notification> {
         return Err(bad_length(buf.len() as u16));
     }
     if buf[..16] != MARKER {
-        return Err(Notification::new(code::MESSAGE_HEADER, header_sub::CONNECTION_NOT_SYNCHRONIZED));
+        return Err(Notification::new(
+            code::MESSAGE_HEADER,
+            header_sub::CONNECTION_NOT_SYNCHRONIZED,
+        ));
     }
     let len = u16::from_be_bytes([buf[16], buf[17]]);
     let Some(mtype) = MessageType::from_u8(buf[18]) else {

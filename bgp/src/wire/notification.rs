@@ -88,11 +88,19 @@ pub struct Notification {
 
 impl Notification {
     pub fn new(code: u8, subcode: u8) -> Self {
-        Notification { code, subcode, data: Bytes::new() }
+        Notification {
+            code,
+            subcode,
+            data: Bytes::new(),
+        }
     }
 
     pub fn with_data(code: u8, subcode: u8, data: impl Into<Bytes>) -> Self {
-        Notification { code, subcode, data: data.into() }
+        Notification {
+            code,
+            subcode,
+            data: data.into(),
+        }
     }
 
     /// Cease with an optional shutdown communication (RFC 8203/9003). Only Administrative Shutdown and

@@ -40,12 +40,18 @@ pub struct GracefulRestart {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Capability {
-    Multiprotocol { afi: Afi, safi: Safi },
+    Multiprotocol {
+        afi: Afi,
+        safi: Safi,
+    },
     RouteRefresh,
     GracefulRestart(GracefulRestart),
     FourOctetAs(u32),
     /// Anything else (FQDN, ADD-PATH, legacy route refresh …): kept so that it can be logged, never refused.
-    Unknown { code: u8, value: Bytes },
+    Unknown {
+        code: u8,
+        value: Bytes,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +77,9 @@ impl Open {
     }
 
     pub fn supports_four_octet_as(&self) -> bool {
-        self.capabilities.iter().any(|c| matches!(c, Capability::FourOctetAs(_)))
+        self.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::FourOctetAs(_)))
     }
 
     pub fn supports_route_refresh(&self) -> bool {
@@ -210,7 +218,13 @@ impl Open {
             decode_capabilities(value, &mut capabilities)?;
             params = &params[header + plen..];
         }
-        Ok(Open { version, my_as, hold_time, bgp_id, capabilities })
+        Ok(Open {
+            version,
+            my_as,
+            hold_time,
+            bgp_id,
+            capabilities,
+        })
     }
 }
 
@@ -242,7 +256,9 @@ fn decode_capabilities(mut buf: &[u8], caps: &mut Vec<Capability>) -> Result<(),
                 if len != 4 {
                     return Err(malformed());
                 }
-                Capability::FourOctetAs(u32::from_be_bytes([value[0], value[1], value[2], value[3]]))
+                Capability::FourOctetAs(u32::from_be_bytes([
+                    value[0], value[1], value[2], value[3],
+                ]))
             }
             capability_code::GRACEFUL_RESTART => {
                 if len < 2 || (len - 2) % 4 != 0 {
@@ -251,7 +267,13 @@ fn decode_capabilities(mut buf: &[u8], caps: &mut Vec<Capability>) -> Result<(),
                 let flags_time = u16::from_be_bytes([value[0], value[1]]);
                 let families = value[2..]
                     .chunks_exact(4)
-                    .map(|f| (Afi(u16::from_be_bytes([f[0], f[1]])), Safi(f[2]), f[3] & 0x80 != 0))
+                    .map(|f| {
+                        (
+                            Afi(u16::from_be_bytes([f[0], f[1]])),
+                            Safi(f[2]),
+                            f[3] & 0x80 != 0,
+                        )
+                    })
                     .collect();
                 Capability::GracefulRestart(GracefulRestart {
                     restart_state: flags_time & 0x8000 != 0,
@@ -260,7 +282,10 @@ fn decode_capabilities(mut buf: &[u8], caps: &mut Vec<Capability>) -> Result<(),
                     families,
                 })
             }
-            _ => Capability::Unknown { code: cap_code, value: Bytes::copy_from_slice(value) },
+            _ => Capability::Unknown {
+                code: cap_code,
+                value: Bytes::copy_from_slice(value),
+            },
         };
         caps.push(cap);
         buf = &buf[2 + len..];

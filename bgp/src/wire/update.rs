@@ -70,7 +70,11 @@ pub struct LargeCommunity {
 
 impl std::fmt::Display for LargeCommunity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.global_admin, self.local_data1, self.local_data2)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.global_admin, self.local_data1, self.local_data2
+        )
     }
 }
 
@@ -99,17 +103,27 @@ pub enum PathAttribute {
     MultiExitDisc(u32),
     LocalPref(u32),
     AtomicAggregate,
-    Aggregator { asn: u32, address: Ipv4Addr },
+    Aggregator {
+        asn: u32,
+        address: Ipv4Addr,
+    },
     Communities(Vec<u32>),
     OriginatorId(Ipv4Addr),
     ClusterList(Vec<u32>),
     MpReach(MpReach),
     MpUnreach(MpUnreach),
     As4Path(Vec<AsSegment>),
-    As4Aggregator { asn: u32, address: Ipv4Addr },
+    As4Aggregator {
+        asn: u32,
+        address: Ipv4Addr,
+    },
     LargeCommunities(Vec<LargeCommunity>),
     /// An optional attribute we do not interpret; kept only so that it can be counted or logged.
-    Unknown { flags: u8, type_code: u8, value: Bytes },
+    Unknown {
+        flags: u8,
+        type_code: u8,
+        value: Bytes,
+    },
 }
 
 impl PathAttribute {
@@ -225,7 +239,11 @@ impl Update {
         let withdrawn = decode_prefixes_v4(withdrawn_field).ok_or_else(invalid_network)?;
         let nlri = decode_prefixes_v4(nlri_field).ok_or_else(invalid_network)?;
 
-        let mut update = Update { withdrawn, nlri, ..Update::default() };
+        let mut update = Update {
+            withdrawn,
+            nlri,
+            ..Update::default()
+        };
         decode_attributes(attrs_field, cx, &mut update)?;
         check_mandatory(cx, &mut update);
         Ok(update)
@@ -280,9 +298,11 @@ impl Update {
 fn expected_flags(type_code: u8) -> Option<u8> {
     use flag::{OPTIONAL, TRANSITIVE};
     Some(match type_code {
-        attr::ORIGIN | attr::AS_PATH | attr::NEXT_HOP | attr::LOCAL_PREF | attr::ATOMIC_AGGREGATE => {
-            TRANSITIVE
-        }
+        attr::ORIGIN
+        | attr::AS_PATH
+        | attr::NEXT_HOP
+        | attr::LOCAL_PREF
+        | attr::ATOMIC_AGGREGATE => TRANSITIVE,
         attr::MULTI_EXIT_DISC
         | attr::ORIGINATOR_ID
         | attr::CLUSTER_LIST
@@ -346,9 +366,14 @@ fn decode_attributes(
         if seen[type_code as usize] {
             // RFC 7606 §3(g): repeated MP attributes reset the session; other repeats are discarded.
             if is_mp {
-                return Err(Notification::new(code::UPDATE, sub::MALFORMED_ATTRIBUTE_LIST));
+                return Err(Notification::new(
+                    code::UPDATE,
+                    sub::MALFORMED_ATTRIBUTE_LIST,
+                ));
             }
-            update.discarded.push(attr_error(type_code, sub::MALFORMED_ATTRIBUTE_LIST, whole));
+            update
+                .discarded
+                .push(attr_error(type_code, sub::MALFORMED_ATTRIBUTE_LIST, whole));
             continue;
         }
         seen[type_code as usize] = true;
@@ -400,7 +425,13 @@ fn decode_attribute(
     cx: &DecodeContext,
 ) -> Result<Option<PathAttribute>, u8> {
     let u32_at = |i: usize| u32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
-    let exact = |n: usize| if v.len() == n { Ok(()) } else { Err(sub::ATTRIBUTE_LENGTH_ERROR) };
+    let exact = |n: usize| {
+        if v.len() == n {
+            Ok(())
+        } else {
+            Err(sub::ATTRIBUTE_LENGTH_ERROR)
+        }
+    };
     Ok(Some(match type_code {
         attr::ORIGIN => {
             exact(1)?;
@@ -490,7 +521,10 @@ fn decode_attribute(
         }
         attr::AS4_AGGREGATOR => {
             exact(8)?;
-            PathAttribute::As4Aggregator { asn: u32_at(0), address: Ipv4Addr::from(u32_at(4)) }
+            PathAttribute::As4Aggregator {
+                asn: u32_at(0),
+                address: Ipv4Addr::from(u32_at(4)),
+            }
         }
         attr::LARGE_COMMUNITY => {
             if v.is_empty() || v.len() % 12 != 0 {
@@ -550,7 +584,12 @@ fn decode_mp_reach(v: &[u8]) -> Result<MpReach, u8> {
     let nlri_field = v.get(5 + nh_len..).ok_or(bad)?;
     let known = safi == Safi::UNICAST && (afi == Afi::IPV4 || afi == Afi::IPV6);
     if !known {
-        return Ok(MpReach { afi, safi, next_hops: Vec::new(), nlri: Vec::new() });
+        return Ok(MpReach {
+            afi,
+            safi,
+            next_hops: Vec::new(),
+            nlri: Vec::new(),
+        });
     }
     let next_hops = match nh_len {
         4 => vec![IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3]))],
@@ -559,7 +598,12 @@ fn decode_mp_reach(v: &[u8]) -> Result<MpReach, u8> {
         _ => return Err(bad),
     };
     let nlri = decode_prefixes(afi, nlri_field).ok_or(bad)?;
-    Ok(MpReach { afi, safi, next_hops, nlri })
+    Ok(MpReach {
+        afi,
+        safi,
+        next_hops,
+        nlri,
+    })
 }
 
 fn decode_mp_unreach(v: &[u8]) -> Result<MpUnreach, u8> {
@@ -574,7 +618,11 @@ fn decode_mp_unreach(v: &[u8]) -> Result<MpUnreach, u8> {
     } else {
         Vec::new()
     };
-    Ok(MpUnreach { afi, safi, withdrawn })
+    Ok(MpUnreach {
+        afi,
+        safi,
+        withdrawn,
+    })
 }
 
 /// RFC 4271 §6.3 / RFC 7606 §3(d): an UPDATE that announces routes needs ORIGIN and AS_PATH, NEXT_HOP
@@ -605,7 +653,12 @@ fn ipv6_at(b: &[u8], at: usize) -> Ipv6Addr {
 /// Decodes a run of `<length, prefix>` (RFC 4271 §4.3); `None` if malformed.
 pub fn decode_prefixes(afi: Afi, buf: &[u8]) -> Option<Vec<IpNetwork>> {
     if afi == Afi::IPV4 {
-        Some(decode_prefixes_v4(buf)?.into_iter().map(IpNetwork::V4).collect())
+        Some(
+            decode_prefixes_v4(buf)?
+                .into_iter()
+                .map(IpNetwork::V4)
+                .collect(),
+        )
     } else {
         decode_prefixes_v6(buf)
     }
@@ -641,7 +694,9 @@ fn decode_prefixes_v6(mut buf: &[u8]) -> Option<Vec<IpNetwork>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         let (addr, len) = decode_prefix_bytes::<16>(&mut buf)?;
-        out.push(IpNetwork::V6(Ipv6Network::new(Ipv6Addr::from(addr), len).ok()?));
+        out.push(IpNetwork::V6(
+            Ipv6Network::new(Ipv6Addr::from(addr), len).ok()?,
+        ));
     }
     Some(out)
 }
@@ -694,8 +749,10 @@ pub fn encode_as_path(segments: &[AsSegment], four_octet: bool, out: &mut BytesM
 pub fn encode_mp_reach_header(out: &mut BytesMut, afi: Afi, safi: Safi, next_hops: &[IpAddr]) {
     out.put_u16(afi.0);
     out.put_u8(safi.0);
-    let nh_len: usize =
-        next_hops.iter().map(|nh| if nh.is_ipv4() { 4 } else { 16 }).sum();
+    let nh_len: usize = next_hops
+        .iter()
+        .map(|nh| if nh.is_ipv4() { 4 } else { 16 })
+        .sum();
     out.put_u8(nh_len as u8);
     for nh in next_hops {
         match nh {
