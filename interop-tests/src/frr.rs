@@ -18,7 +18,8 @@
 //! - `show bgp summary json`: `ipv4Unicast`/`ipv6Unicast` → `peers` → ADDR →
 //!   `state` (`Established`, `Active`, `Connect`, `Idle`, `Idle (Admin)`), `pfxRcd`, `pfxSnt`,
 //!   `remoteAs`, `peerUptimeMsec`, `connectionsEstablished`, `connectionsDropped`;
-//!   per family `ribCount` (prefixes in the table).
+//!   per family `ribCount` (radix-tree nodes, not prefixes!).
+//! - `show bgp ipv4 unicast statistics json`: `ipv4Unicast[0].totalPrefixes` (prefix count).
 //! - `show bgp ipv4 unicast json detail` / `show bgp ipv4 unicast PREFIX json`, per path:
 //!   `aspath.string` (`"64502 64510"`, `"Local"` for own routes) and `aspath.segments[]`
 //!   (`type` `as-sequence`/`as-set`, `list`), `community.string` (`"64502:100 no-export"`)
@@ -382,7 +383,8 @@ pub struct FrrPeerSummary {
 pub struct FrrSummary {
     pub ipv4: BTreeMap<String, FrrPeerSummary>,
     pub ipv6: BTreeMap<String, FrrPeerSummary>,
-    /// `ribCount` per family (number of prefixes in the BGP table), when the family appears.
+    /// `ribCount` per family: radix-tree nodes of the BGP table (internal nodes included, so
+    /// NOT the prefix count; use [`Frr::route_count`]).
     pub rib_count_v4: Option<u64>,
     pub rib_count_v6: Option<u64>,
 }
@@ -570,7 +572,11 @@ impl FrrPath {
             large_communities: strs("largeCommunity"),
             local_pref: p.get("locPrf").and_then(Value::as_u64).map(|x| x as u32),
             med: p.get("metric").and_then(Value::as_u64).map(|x| x as u32),
-            origin: p.get("origin").and_then(Value::as_str).unwrap_or("").to_string(),
+            origin: p
+                .get("origin")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             valid: p.get("valid").and_then(Value::as_bool).unwrap_or(false),
             best,
             peer: p
@@ -628,7 +634,7 @@ impl std::fmt::Debug for Frr {
 impl Frr {
     /// Starts zebra (if configured) and bgpd in `ns` and waits until vtysh answers.
     pub fn start(ns: &Netns, cfg: &FrrConfig) -> Result<Frr> {
-        let dir = tempfile::Builder::new().prefix("flb-frr-").tempdir()?;
+        let dir = util::instance_dir("frr")?;
         let path = dir.path().to_path_buf();
         let mut frr = Frr {
             ns: ns.clone(),
@@ -645,6 +651,16 @@ impl Frr {
     fn launch(&mut self) -> Result<()> {
         let d = self.path.clone();
         let ds = d.to_string_lossy().into_owned();
+        // Stale sockets of a previous run would make the readiness checks pass too early.
+        for f in [
+            "zserv.api",
+            "zebra.vty",
+            "bgpd.vty",
+            "zebra.pid",
+            "bgpd.pid",
+        ] {
+            let _ = std::fs::remove_file(d.join(f));
+        }
         std::fs::write(d.join("bgpd.conf"), self.cfg.render())?;
         std::fs::write(
             d.join("zebra.conf"),
@@ -695,7 +711,8 @@ impl Frr {
                     }
                 },
             );
-            res.and_then(|r| r).map_err(|e| self.startup_error(e, "zebra"))?;
+            res.and_then(|r| r)
+                .map_err(|e| self.startup_error(e, "zebra"))?;
         }
 
         let mut args = vec![BGPD.to_string()];
@@ -724,7 +741,8 @@ impl Frr {
                 }
             },
         );
-        res.and_then(|r| r).map_err(|e| self.startup_error(e, "bgpd"))?;
+        res.and_then(|r| r)
+            .map_err(|e| self.startup_error(e, "bgpd"))?;
         Ok(())
     }
 
@@ -732,9 +750,24 @@ impl Frr {
     fn dry_run(&self) -> Result<()> {
         let ds = self.path.to_string_lossy().into_owned();
         let out = Command::new(BGPD)
-            .args(["-C", "-Z", "-P", "0", "--log", "stdout", "--vty_socket", &ds, "-f"])
+            .args([
+                "-C",
+                "-Z",
+                "-P",
+                "0",
+                "--log",
+                "stdout",
+                "--vty_socket",
+                &ds,
+                "-f",
+            ])
             .arg(self.path.join("bgpd.conf"))
-            .args(["-i", &format!("{ds}/dryrun.pid"), "-z", &format!("{ds}/dryrun.api")])
+            .args([
+                "-i",
+                &format!("{ds}/dryrun.pid"),
+                "-z",
+                &format!("{ds}/dryrun.api"),
+            ])
             .stdin(std::process::Stdio::null())
             .output()?;
         let text = format!(
@@ -742,16 +775,16 @@ impl Frr {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut bad: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains("config line") || l.contains("Error"))
-            .collect();
-        bad.dedup();
+        let bad: Vec<&str> = text.lines().filter(|l| l.contains("config line")).collect();
         if !bad.is_empty() || !out.status.success() {
+            let detail = if bad.is_empty() {
+                text.trim().to_string()
+            } else {
+                bad.join("\n")
+            };
             return Err(Error::msg(format!(
-                "FRR rejected its config ({}):\n{}\n--- bgpd.conf ---\n{}",
+                "FRR rejected its config ({}):\n{detail}\n--- bgpd.conf ---\n{}",
                 out.status,
-                if bad.is_empty() { text.trim() } else { "" }.to_string() + &bad.join("\n"),
                 self.cfg.render()
             )));
         }
@@ -791,7 +824,8 @@ impl Frr {
 
     /// Whether bgpd (and zebra, if started) are still running.
     pub fn is_running(&mut self) -> bool {
-        let alive = |c: &mut Option<Child>| c.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let alive =
+            |c: &mut Option<Child>| c.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
         alive(&mut self.bgpd) && (self.zebra.is_none() || alive(&mut self.zebra))
     }
 
@@ -827,8 +861,12 @@ impl Frr {
     /// Runs a `... json` command and parses the output.
     pub fn vtysh_json(&self, cmd: &str) -> Result<Value> {
         let out = self.vtysh(cmd)?;
-        serde_json::from_str(&out)
-            .map_err(|e| Error::msg(format!("vtysh {cmd:?}: bad JSON ({e}): {}", util::truncate(&out, 500))))
+        serde_json::from_str(&out).map_err(|e| {
+            Error::msg(format!(
+                "vtysh {cmd:?}: bad JSON ({e}): {}",
+                util::truncate(&out, 500)
+            ))
+        })
     }
 
     /// Applies configuration lines in `configure terminal` (give the context lines too, e.g.
@@ -842,7 +880,9 @@ impl Frr {
 
     /// Parsed `show bgp summary json`.
     pub fn summary(&self) -> Result<FrrSummary> {
-        Ok(FrrSummary::parse(&self.vtysh_json("show bgp summary json")?))
+        Ok(FrrSummary::parse(
+            &self.vtysh_json("show bgp summary json")?,
+        ))
     }
 
     /// Raw `show bgp neighbors ADDR json` object for that neighbor.
@@ -895,19 +935,21 @@ impl Frr {
         Ok(paths.iter().map(FrrPath::parse).collect())
     }
 
-    /// Number of prefixes in the family's BGP table (`ribCount` of the summary, cheap even
-    /// with 100k routes; falls back to counting the table when the family has no peers).
+    /// Number of prefixes in the family's BGP table, from
+    /// `show bgp <afi> unicast statistics json` (`totalPrefixes`): cheap even with 100k
+    /// routes. (The summary's `ribCount` is *not* this: it counts radix-tree nodes,
+    /// including internal ones — 19,999 for 10,000 consecutive /32s.)
     pub fn route_count(&self, afi: Afi) -> Result<u64> {
-        let s = self.summary()?;
-        let rc = match afi {
-            Afi::Ipv4 => s.rib_count_v4,
-            Afi::Ipv6 => s.rib_count_v6,
+        let v = self.vtysh_json(&format!("show bgp {} unicast statistics json", afi.name()))?;
+        let key = match afi {
+            Afi::Ipv4 => "ipv4Unicast",
+            Afi::Ipv6 => "ipv6Unicast",
         };
-        if let Some(n) = rc {
-            return Ok(n);
-        }
-        let v = self.vtysh_json(&format!("show bgp {} unicast json", afi.name()))?;
-        Ok(v.get("routes").and_then(Value::as_object).map_or(0, |m| m.len() as u64))
+        v.get(key)
+            .and_then(|a| a.get(0))
+            .and_then(|s| s.get("totalPrefixes"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::msg(format!("no totalPrefixes in statistics: {v}")))
     }
 
     /// `show ip route json` / `show ipv6 route json` from zebra (needs zebra).
@@ -921,9 +963,16 @@ impl Frr {
 
     /// Polls `pred` every 100 ms until true, or fails after `timeout` with the summary and
     /// the bgpd log tail in the error.
-    pub fn wait_for(&self, what: &str, timeout: Duration, mut pred: impl FnMut(&Frr) -> bool) -> Result<()> {
-        util::wait_until(what, timeout, Duration::from_millis(100), || pred(self).then_some(()))
-            .map_err(|e| self.diagnose(e))
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Frr) -> bool,
+    ) -> Result<()> {
+        util::wait_until(what, timeout, Duration::from_millis(100), || {
+            pred(self).then_some(())
+        })
+        .map_err(|e| self.diagnose(e))
     }
 
     /// Waits until the neighbor is `Established` (in any family).
@@ -935,19 +984,35 @@ impl Frr {
 
     /// Waits until the neighbor's `pfxRcd` in `afi` equals `n`.
     pub fn wait_pfx_rcd(&self, addr: &str, afi: Afi, n: u64, timeout: Duration) -> Result<()> {
-        self.wait_for(&format!("FRR pfxRcd {n} from {addr} ({})", afi.name()), timeout, |f| {
-            f.summary()
-                .ok()
-                .and_then(|s| s.family(afi).get(addr).map(|p| p.pfx_rcd == n && p.state == "Established"))
-                .unwrap_or(false)
-        })
+        self.wait_for(
+            &format!("FRR pfxRcd {n} from {addr} ({})", afi.name()),
+            timeout,
+            |f| {
+                f.summary()
+                    .ok()
+                    .and_then(|s| {
+                        s.family(afi)
+                            .get(addr)
+                            .map(|p| p.pfx_rcd == n && p.state == "Established")
+                    })
+                    .unwrap_or(false)
+            },
+        )
     }
 
     /// Waits until `prefix` is (`present`) or is not in the BGP table; returns its paths.
-    pub fn wait_route(&self, prefix: &str, present: bool, timeout: Duration) -> Result<Vec<FrrPath>> {
+    pub fn wait_route(
+        &self,
+        prefix: &str,
+        present: bool,
+        timeout: Duration,
+    ) -> Result<Vec<FrrPath>> {
         let mut last = Vec::new();
         self.wait_for(
-            &format!("FRR route {prefix} {}", if present { "present" } else { "absent" }),
+            &format!(
+                "FRR route {prefix} {}",
+                if present { "present" } else { "absent" }
+            ),
             timeout,
             |f| match f.route(prefix) {
                 Ok(p) => {
@@ -961,6 +1026,21 @@ impl Frr {
         Ok(last)
     }
 
+    /// Waits until `prefix` has a valid best path (next hop resolved, selected) and returns
+    /// it. Prefer this over [`Frr::wait_route`] before asserting on attributes: right after
+    /// an UPDATE the path can still be waiting for next-hop tracking.
+    pub fn wait_best(&self, prefix: &str, timeout: Duration) -> Result<FrrPath> {
+        let mut best = None;
+        self.wait_for(&format!("FRR best path for {prefix}"), timeout, |f| {
+            best = f
+                .route(prefix)
+                .ok()
+                .and_then(|ps| ps.into_iter().find(|p| p.best && p.valid));
+            best.is_some()
+        })?;
+        best.ok_or_else(|| Error::msg("unreachable: best path vanished"))
+    }
+
     /// The neighbor's state from the summary (None when unknown).
     pub fn peer_state(&self, addr: &str) -> Option<String> {
         self.summary().ok()?.peer(addr).map(|p| p.state.clone())
@@ -971,9 +1051,15 @@ impl Frr {
         std::fs::read_to_string(self.path.join("bgpd.log")).unwrap_or_default()
     }
 
-    /// Last `n` lines of the bgpd log.
+    /// Last `n` lines of the bgpd log, without the `zclient_send_message() failed` lines a
+    /// zebra-less bgpd (`-Z`) logs for every next hop it would register.
     pub fn log_tail(&self, n: usize) -> String {
-        tail_file(&self.path.join("bgpd.log"), n)
+        let log = self.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("zclient_send_message() failed"))
+            .collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Adds the current summary and log tail to an error (for timeouts).
@@ -988,6 +1074,22 @@ impl Frr {
             summary.trim(),
             self.log_tail(40)
         ))
+    }
+
+    /// Stops the daemons and starts them again with the same config and directory (logs are
+    /// appended), e.g. for graceful-restart tests.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+
+    /// SIGKILLs bgpd (and reaps it): the peer sees the TCP session die without a
+    /// NOTIFICATION, like a crash. zebra keeps running. [`Frr::restart`] brings it back.
+    pub fn kill_bgpd(&mut self) {
+        if let Some(mut c) = self.bgpd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Stops the daemons now (also done on drop). The directory stays until drop.
@@ -1037,7 +1139,11 @@ mod tests {
                     .ebgp_multihop(2)
                     .extra_af("route-map IN in"),
             )
-            .neighbor(FrrNeighbor::new("2001:db8:100::2", "external").ipv6().ttl_security(1))
+            .neighbor(
+                FrrNeighbor::new("2001:db8:100::2", "external")
+                    .ipv6()
+                    .ttl_security(1),
+            )
             .network_v4("203.0.113.0/25")
             .maximum_paths(4)
             .global_line("bgp graceful-restart")
@@ -1077,7 +1183,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("missing/out of order {l:?} in\n{c}"));
             pos += i + l.len();
         }
-        assert!(!c.contains("neighbor 2001:db8:100::2 activate\n  neighbor 198"), "{c}");
+        assert!(
+            !c.contains("neighbor 2001:db8:100::2 activate\n  neighbor 198"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -1091,7 +1200,10 @@ mod tests {
         assert_eq!(s.ipv4["198.51.100.2"].state, "Established");
         assert_eq!(s.peer("2001:db8:100::2").unwrap().state, "Active");
         assert_eq!(s.rib_count_v4, Some(3));
-        assert_eq!(FrrSummary::parse(&serde_json::json!({})), FrrSummary::default());
+        assert_eq!(
+            FrrSummary::parse(&serde_json::json!({})),
+            FrrSummary::default()
+        );
 
         let n = FrrNeighborInfo::parse(serde_json::json!({
             "bgpState":"Idle","lastErrorCodeSubcode":"0602",
@@ -1099,9 +1211,15 @@ mod tests {
             "lastResetDueTo":"BGP Notification received","connectionsDropped":1
         }));
         assert_eq!(n.state, "Idle");
-        assert_eq!(n.last_notification.as_deref(), Some("Cease/Administrative Shutdown"));
+        assert_eq!(
+            n.last_notification.as_deref(),
+            Some("Cease/Administrative Shutdown")
+        );
         assert_eq!(n.last_error_code_subcode.as_deref(), Some("0602"));
-        assert_eq!(n.last_reset_reason.as_deref(), Some("BGP Notification received"));
+        assert_eq!(
+            n.last_reset_reason.as_deref(),
+            Some("BGP Notification received")
+        );
     }
 
     #[test]

@@ -9,15 +9,22 @@
 //! Typical use:
 //!
 //! ```no_run
-//! use ferrolb_interop_tests::{interop_guard, netns::LinkedPair, frr::{Frr, FrrConfig, FrrNeighbor}};
-//! # fn t() -> ferrolb_interop_tests::Result<()> {
-//! interop_guard!(ferrolb_interop_tests::frr::BGPD);
-//! let pair = LinkedPair::new()?;
-//! let cfg = FrrConfig::new(64501, &pair.a_v4)
-//!     .neighbor(FrrNeighbor::new(&pair.b_v4, 64502).ipv4());
-//! let frr = Frr::start(&pair.a, &cfg)?;
-//! frr.wait_established(&pair.b_v4, std::time::Duration::from_secs(30))?;
-//! # Ok(()) }
+//! use std::time::Duration;
+//! use ferrolb_interop_tests::frr::{self, Frr, FrrConfig, FrrNeighbor};
+//! use ferrolb_interop_tests::{interop_guard, Afi, LinkedPair};
+//!
+//! fn frr_learns_a_route() {
+//!     interop_guard!(frr::BGPD, frr::ZEBRA);
+//!     let pair = LinkedPair::new().unwrap(); // a: 198.51.100.1, b: 198.51.100.2
+//!     let cfg = FrrConfig::new(64501, &pair.a_v4)
+//!         .with_zebra()
+//!         .neighbor(FrrNeighbor::new(&pair.b_v4, 64502).ipv4());
+//!     let frr = Frr::start(&pair.a, &cfg).unwrap();
+//!     // ... start the speaker in pair.b ...
+//!     frr.wait_established(&pair.b_v4, Duration::from_secs(30)).unwrap();
+//!     frr.wait_pfx_rcd(&pair.b_v4, Afi::Ipv4, 1, Duration::from_secs(30)).unwrap();
+//!     pair.a.wait_route("203.0.113.10/32", true, Duration::from_secs(10)).unwrap();
+//! }
 //! ```
 //!
 //! Address rules: links and anything that carries traffic use only 198.51.100.0/24,
@@ -30,12 +37,13 @@ pub mod gobgp;
 pub mod mrt;
 pub mod netns;
 pub mod proc_stats;
+pub mod speaker;
 mod util;
 
 #[cfg(test)]
 mod smoke;
 
-pub use netns::{guard, require_binary, require_root_and_netns, LinkedPair, Netns};
+pub use netns::{guard, require_binary, require_root_and_netns, veth, LinkedPair, Netns};
 pub use util::{wait_until, Afi, Error, Result};
 
 /// Returns early from the calling test (after printing `SKIPPED: ...`) unless root, network

@@ -162,11 +162,27 @@ impl Netns {
         run_checked(Command::new("ip").args(["-n", self.name()]).args(args))
     }
 
-    /// Sets sysctls inside the namespace (`sysctl -w k=v ...`).
+    /// Sets sysctls inside the namespace (`net.ipv4.ip_forward` → `/proc/sys/net/ipv4/...`).
+    /// Written from a thread that joined the namespace (network sysctls follow the writer's
+    /// namespace), so no `sysctl` binary (procps) is needed.
     pub fn sysctl(&self, kv: &[(&str, &str)]) -> Result<()> {
-        let mut args = vec!["sysctl".to_string(), "-q".into(), "-w".into()];
-        args.extend(kv.iter().map(|(k, v)| format!("{k}={v}")));
-        self.run(&args).map(|_| ())
+        self.in_netns(|| {
+            for (k, v) in kv {
+                let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+                std::fs::write(&path, v).map_err(|e| Error::msg(format!("sysctl {k}={v}: {e}")))?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Reads a sysctl inside the namespace (trimmed).
+    pub fn sysctl_get(&self, key: &str) -> Result<String> {
+        self.in_netns(|| {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| Error::msg(format!("sysctl {key}: {e}")))
+        })?
     }
 
     /// Turns on IPv4 and IPv6 forwarding (off in a new namespace) for router namespaces that
@@ -194,7 +210,7 @@ impl Netns {
 
     /// `ip link set IF up|down`.
     pub fn set_link(&self, ifname: &str, up: bool) -> Result<()> {
-        self.ip(&["link", "set", ifname, if up { "up" } else { "down" }])
+        self.ip(&["link", "set", "dev", ifname, if up { "up" } else { "down" }])
             .map(|_| ())
     }
 
@@ -237,7 +253,7 @@ impl Netns {
         let mut routes = Vec::new();
         for fam in ["-4", "-6"] {
             let out = self.ip(&["-j", fam, "route", "show", "table", "main"])?;
-            routes.extend(parse_ip_routes(&out)?);
+            routes.extend(parse_ip_routes_family(&out, Some(fam == "-6"))?);
         }
         if let Some(p) = proto {
             routes.retain(|r| r.protocol == p);
@@ -247,11 +263,13 @@ impl Netns {
 
     /// The kernel route for exactly `prefix` (`203.0.113.7`, `203.0.113.7/32`, `2001:db8::/64`).
     pub fn kernel_route(&self, prefix: &str) -> Result<Option<KernelRoute>> {
-        let want = normalize_prefix(prefix)
-            .ok_or_else(|| Error::msg(format!("bad prefix {prefix:?}")))?;
+        let want =
+            normalize_prefix(prefix).ok_or_else(|| Error::msg(format!("bad prefix {prefix:?}")))?;
         let fam = if want.contains(':') { "-6" } else { "-4" };
         let out = self.ip(&["-j", fam, "route", "show", "table", "main"])?;
-        Ok(parse_ip_routes(&out)?.into_iter().find(|r| r.dst == want))
+        Ok(parse_ip_routes_family(&out, Some(fam == "-6"))?
+            .into_iter()
+            .find(|r| r.dst == want))
     }
 
     /// Whether the main table has a route for exactly `prefix` (false on any error).
@@ -296,7 +314,12 @@ impl Netns {
 
     /// Pings until answered or `timeout` (neighbour discovery and fresh routes can take a
     /// moment).
-    pub fn wait_ping(&self, addr: &str, src_or_iface: Option<&str>, timeout: Duration) -> Result<()> {
+    pub fn wait_ping(
+        &self,
+        addr: &str,
+        src_or_iface: Option<&str>,
+        timeout: Duration,
+    ) -> Result<()> {
         util::wait_until(
             &format!("{addr} to answer ping from {}", self.name()),
             timeout,
@@ -428,6 +451,7 @@ pub fn veth(
     run_checked(Command::new("ip").args([
         "link",
         "add",
+        "name",
         a_if,
         "netns",
         a.name(),
@@ -446,7 +470,11 @@ pub fn veth(
         ns.set_link(ifname, true)?;
     }
     util::wait_until(
-        &format!("veth {}:{a_if} <-> {}:{b_if} to come up", a.name(), b.name()),
+        &format!(
+            "veth {}:{a_if} <-> {}:{b_if} to come up",
+            a.name(),
+            b.name()
+        ),
         Duration::from_secs(5),
         Duration::from_millis(20),
         || (a.link_oper_up(a_if) && b.link_oper_up(b_if)).then_some(()),
@@ -515,8 +543,13 @@ pub fn normalize_prefix(p: &str) -> Option<String> {
     Some(format!("{ip}/{len}"))
 }
 
-/// Parses `ip -j route` output.
+/// Parses `ip -j route` output (`default` is mapped by guessing the family; use
+/// [`Netns::kernel_routes`] to have it exact).
 pub fn parse_ip_routes(json: &str) -> Result<Vec<KernelRoute>> {
+    parse_ip_routes_family(json, None)
+}
+
+fn parse_ip_routes_family(json: &str, v6: Option<bool>) -> Result<Vec<KernelRoute>> {
     if json.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -529,10 +562,19 @@ pub fn parse_ip_routes(json: &str) -> Result<Vec<KernelRoute>> {
         let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
         let Some(raw_dst) = s("dst") else { continue };
         let dst = if raw_dst == "default" {
-            // The family is not in the object; infer it from a gateway when there is one.
-            let v6 = r.get("gateway").and_then(Value::as_str).is_some_and(|g| g.contains(':'))
-                || r.get("pref").is_some();
-            if v6 { "::/0".to_string() } else { "0.0.0.0/0".to_string() }
+            // The family is not in the object: use the caller's, else guess from the
+            // gateway / the IPv6-only `pref` field.
+            let is_v6 = v6.unwrap_or_else(|| {
+                r.get("gateway")
+                    .and_then(Value::as_str)
+                    .is_some_and(|g| g.contains(':'))
+                    || r.get("pref").is_some()
+            });
+            if is_v6 {
+                "::/0".to_string()
+            } else {
+                "0.0.0.0/0".to_string()
+            }
         } else {
             normalize_prefix(&raw_dst).unwrap_or(raw_dst)
         };
@@ -573,7 +615,8 @@ pub fn require_root_and_netns() -> Result<(), String> {
             if unsafe { libc::geteuid() } != 0 {
                 return Err("interop tests need root (network namespaces, veth, nft)".into());
             }
-            for bin in ["ip", "ping", "nft", "sysctl", "ss"] {
+            // nft is only checked by tests that use it: `interop_guard!("nft")`.
+            for bin in ["ip", "ping", "ss"] {
                 if find_in_path(bin).is_none() {
                     return Err(format!("`{bin}` not found in PATH"));
                 }
@@ -596,7 +639,9 @@ pub fn require_binary(path: &str) -> Result<(), String> {
     };
     match p.and_then(|p| std::fs::metadata(&p).ok()) {
         Some(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
-        _ => Err(format!("required binary {path} not found or not executable")),
+        _ => Err(format!(
+            "required binary {path} not found or not executable"
+        )),
     }
 }
 
@@ -611,11 +656,8 @@ fn find_in_path(bin: &str) -> Option<std::path::PathBuf> {
 /// the test can run. Otherwise prints `SKIPPED: <reason>` to stderr and returns false, or
 /// panics when `FERROLB_REQUIRE_INTEROP=1`. See also [`crate::interop_guard!`].
 pub fn guard(binaries: &[&str]) -> bool {
-    let res = require_root_and_netns().and_then(|()| {
-        binaries
-            .iter()
-            .try_for_each(|b| require_binary(b))
-    });
+    let res =
+        require_root_and_netns().and_then(|()| binaries.iter().try_for_each(|b| require_binary(b)));
     match res {
         Ok(()) => true,
         Err(reason) => {
@@ -637,7 +679,9 @@ pub fn reap_stale_namespaces() -> usize {
     let mut n = 0;
     for line in out.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = stale_owner_pid(name) else { continue };
+        let Some(pid) = stale_owner_pid(name) else {
+            continue;
+        };
         if !util::pid_alive(pid) {
             teardown(name);
             n += 1;
@@ -663,7 +707,10 @@ mod tests {
     #[test]
     fn normalizes_prefixes() {
         assert_eq!(normalize_prefix("203.0.113.7").unwrap(), "203.0.113.7/32");
-        assert_eq!(normalize_prefix("2001:0db8::0001/64").unwrap(), "2001:db8::1/64");
+        assert_eq!(
+            normalize_prefix("2001:0db8::0001/64").unwrap(),
+            "2001:db8::1/64"
+        );
         assert_eq!(normalize_prefix("2001:db8::1").unwrap(), "2001:db8::1/128");
         assert!(normalize_prefix("nonsense").is_none());
     }
@@ -691,6 +738,18 @@ mod tests {
     }
 
     #[test]
+    fn binaries_and_guard() {
+        assert!(require_binary("sh").is_ok());
+        assert!(require_binary("/bin/sh").is_ok());
+        assert!(require_binary("/etc/passwd").is_err()); // not executable
+        assert!(require_binary("/nonexistent/flb-bin").is_err());
+        if !util::env_flag(REQUIRE_ENV) {
+            // Prints the SKIPPED banner and tells the caller to return.
+            assert!(!guard(&["/nonexistent/flb-bin"]));
+        }
+    }
+
+    #[test]
     fn stale_names() {
         assert_eq!(stale_owner_pid("flb1234n0"), Some(1234));
         assert_eq!(stale_owner_pid("flbx"), None);
@@ -705,6 +764,25 @@ mod tests {
         }
         let pair = LinkedPair::new().unwrap();
         let name_a = pair.a.name().to_string();
+        // sysctls land in the namespace only (checked through a process inside it).
+        let fwd = || {
+            pair.a
+                .run(["cat", "/proc/sys/net/ipv4/ip_forward"])
+                .unwrap()
+        };
+        assert_eq!(fwd().trim(), "0");
+        pair.a.enable_forwarding().unwrap();
+        assert_eq!(fwd().trim(), "1");
+        assert_eq!(
+            pair.a.sysctl_get("net.ipv6.conf.all.forwarding").unwrap(),
+            "1"
+        );
+        assert_eq!(pair.b.sysctl_get("net.ipv4.ip_forward").unwrap(), "0");
+        assert_eq!(
+            pair.a.sysctl_get("net.ipv6.conf.to_b.accept_dad").unwrap(),
+            "0"
+        );
+        assert!(pair.a.sysctl(&[("net.no.such.key", "1")]).is_err());
         assert!(name_a.len() <= 15, "{name_a}");
         assert!(pair.a.ping(&pair.b_v4));
         assert!(pair.a.ping(&pair.b_v6));
@@ -712,7 +790,10 @@ mod tests {
         assert!(pair.a.route_present("2001:db8:100::/64"));
         assert!(!pair.a.route_present("203.0.113.0/24"));
         let connected = pair.a.kernel_routes(Some("kernel")).unwrap();
-        assert!(connected.iter().any(|r| r.dst == "198.51.100.0/24"), "{connected:?}");
+        assert!(
+            connected.iter().any(|r| r.dst == "198.51.100.0/24"),
+            "{connected:?}"
+        );
 
         // A listener in b; nft in b drops its port, so a cannot connect; flush restores it.
         let listener = pair
@@ -755,7 +836,10 @@ mod tests {
         let (a, b) = (pair.a.clone(), pair.b.clone());
         drop(pair);
         drop(b);
-        assert!(Path::new("/run/netns").join(&name_a).exists(), "clone keeps it alive");
+        assert!(
+            Path::new("/run/netns").join(&name_a).exists(),
+            "clone keeps it alive"
+        );
         drop(a);
         let _ = sleeper.wait();
         assert!(!util::pid_alive(pid));

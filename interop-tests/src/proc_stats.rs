@@ -90,7 +90,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        let stat = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 3 4 20 0 1 0 9 1000 10";
+        let stat =
+            "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 3 4 20 0 1 0 9 1000 10";
         assert_eq!(parse_stat_ticks(stat), Some(300));
         assert_eq!(parse_stat_ticks("garbage"), None);
     }

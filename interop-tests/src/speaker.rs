@@ -193,6 +193,22 @@ impl Speaker {
         }
     }
 
+    /// Polls the status until `pred` holds; returns the last status either way after `timeout`.
+    pub fn wait_status(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status()?;
+            if pred(&s) || Instant::now() > deadline {
+                return Ok(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// States the routes the peer should have (a RouteSpec of the harness).
     pub fn set_routes(&mut self, spec: &Value) -> Result<()> {
         let mut cmd = spec.clone();

@@ -237,6 +237,16 @@ pub(crate) fn log_stdio(path: &Path) -> Result<(Stdio, Stdio)> {
     Ok((Stdio::from(f), Stdio::from(f2)))
 }
 
+/// A fresh instance directory `/tmp/flb-<what>-XXXXXX`. Always under /tmp, not $TMPDIR:
+/// FRR drops to the `frr` user, which must be able to reach it, and unix socket paths must
+/// stay short (108 bytes).
+pub(crate) fn instance_dir(what: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("flb-{what}-"))
+        .tempdir_in("/tmp")
+        .map_err(|e| Error::msg(format!("cannot create instance dir in /tmp: {e}")))
+}
+
 /// Whether env var `name` is set to a true-ish value.
 pub(crate) fn env_flag(name: &str) -> bool {
     matches!(
@@ -252,20 +262,31 @@ mod tests {
     #[test]
     fn wait_until_returns_value_or_times_out() {
         let mut n = 0;
-        let v = wait_until("n to reach 3", Duration::from_secs(5), Duration::ZERO, || {
-            n += 1;
-            (n >= 3).then_some(n)
-        })
+        let v = wait_until(
+            "n to reach 3",
+            Duration::from_secs(5),
+            Duration::ZERO,
+            || {
+                n += 1;
+                (n >= 3).then_some(n)
+            },
+        )
         .unwrap();
         assert_eq!(v, 3);
-        let err = wait_until::<()>("never", Duration::from_millis(30), Duration::from_millis(5), || None)
-            .unwrap_err();
+        let err = wait_until::<()>(
+            "never",
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            || None,
+        )
+        .unwrap_err();
         assert!(err.message().contains("waiting for never"), "{err}");
     }
 
     #[test]
     fn run_checked_reports_stderr() {
-        let err = run_checked(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
+        let err =
+            run_checked(Command::new("sh").args(["-c", "echo oops >&2; exit 3"])).unwrap_err();
         assert!(err.message().contains("oops"), "{err}");
         assert!(err.message().contains("sh -c"), "{err}");
         let out = run_checked_stdin(&mut Command::new("cat"), "hello").unwrap();
