@@ -468,3 +468,104 @@ fn simultaneous_opens_resolve_to_one_session() {
         s["collisions"], info.connections_established
     );
 }
+
+/// GTSM, a non-standard peer port and an explicit source address, all on one session: FRR listens on
+/// port 1179 with `ttl-security hops 1`, so it accepts only packets sent with TTL 255 from one hop away.
+#[test]
+fn gtsm_peer_port_and_source_address() {
+    interop_guard!(BGPD, ZEBRA);
+    let pair = LinkedPair::new().unwrap();
+    pair.a.add_addr(&pair.a_if, "198.51.100.11/24").unwrap();
+    let cfg = FrrConfig::new(ROUTER_AS, &pair.b_v4)
+        .with_zebra()
+        .listen_port(1179)
+        .neighbor(
+            neighbor("198.51.100.11", SPEAKER_AS)
+                .ttl_security(1)
+                .passive(),
+        );
+    let frr = Frr::start(&pair.b, &cfg).expect("FRR starts");
+    let mut speaker = start_speaker(
+        &pair.a,
+        &speaker_config(
+            &pair.b_v4,
+            SPEAKER_AS,
+            ROUTER_AS,
+            json!({"peer_port": 1179, "source": "198.51.100.11", "gtsm_hops": 1, "ipv6_next_hop": pair.a_v6}),
+        ),
+    );
+    let up = speaker.wait_state("Established", SETTLE).unwrap();
+    assert_eq!(
+        up["local_address"],
+        "198.51.100.11:".to_owned()
+            + up["local_address"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+    );
+    frr.wait_pfx_rcd("198.51.100.11", Afi::Ipv4, 1000, SETTLE)
+        .unwrap();
+    // The next hop defaults to the session's source address.
+    assert_eq!(
+        frr.wait_best(PING_ROUTE, SETTLE).unwrap().next_hop,
+        "198.51.100.11"
+    );
+}
+
+/// GTSM refuses a peer that is not directly connected: with the speaker sending at the default eBGP
+/// TTL of 1 instead of 255, FRR's `ttl-security hops 1` never lets the session up.
+#[test]
+fn gtsm_mismatch_never_establishes() {
+    interop_guard!(BGPD, ZEBRA);
+    let pair = LinkedPair::new().unwrap();
+    let frr = frr_for(
+        &pair,
+        ROUTER_AS,
+        neighbor(&pair.a_v4, SPEAKER_AS).ttl_security(1).passive(),
+    );
+    let mut speaker = start_speaker(
+        &pair.a,
+        &speaker_config(&pair.b_v4, SPEAKER_AS, ROUTER_AS, json!({})),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        assert_ne!(speaker.state().unwrap(), "Established");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_ne!(frr.peer_state(&pair.a_v4).as_deref(), Some("Established"));
+}
+
+/// More routes from the router than the configured limit close the session with Cease/Maximum Number
+/// of Prefixes Reached, and FRR names it.
+#[test]
+fn max_prefix_limit_closes_with_cease() {
+    interop_guard!(BGPD, ZEBRA);
+    let pair = LinkedPair::new().unwrap();
+    let frr = frr_for(&pair, ROUTER_AS, neighbor(&pair.a_v4, SPEAKER_AS));
+    let mut speaker = start_speaker(
+        &pair.a,
+        &speaker_config(
+            &pair.b_v4,
+            SPEAKER_AS,
+            ROUTER_AS,
+            json!({"max_prefixes": 1, "ipv6_next_hop": pair.a_v6}),
+        ),
+    );
+    let s = speaker
+        .wait_status(SETTLE, |s| s["flaps"].as_u64() >= Some(1))
+        .unwrap();
+    assert_eq!(
+        s["last_notification_sent"]["name"], "Cease/Maximum Number of Prefixes Reached",
+        "{s}"
+    );
+    frr.wait_for("FRR to record the Cease", SETTLE, |f| {
+        f.neighbor_info(&pair.a_v4)
+            .ok()
+            .and_then(|i| i.last_notification)
+            .as_deref()
+            == Some("Cease/Maximum Number of Prefixes Reached")
+    })
+    .unwrap();
+}

@@ -36,7 +36,9 @@ fn wait_all(frr: &Frr, from: &str, n: u64) -> Result<Instant> {
             }
         }
         if start.elapsed() > LIMIT {
-            return Err(ferrolb_interop_tests::Error::msg(format!("FRR did not reach {n} prefixes in {LIMIT:?}")));
+            return Err(ferrolb_interop_tests::Error::msg(format!(
+                "FRR did not reach {n} prefixes in {LIMIT:?}"
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -44,7 +46,10 @@ fn wait_all(frr: &Frr, from: &str, n: u64) -> Result<Instant> {
 
 fn frr(pair: &LinkedPair, neighbor: FrrNeighbor) -> Result<Frr> {
     // bgpd alone (no zebra): the figure is BGP reception, not kernel installation.
-    Frr::start(&pair.b, &FrrConfig::new(FRR_AS, &pair.b_v4).neighbor(neighbor))
+    Frr::start(
+        &pair.b,
+        &FrrConfig::new(FRR_AS, &pair.b_v4).neighbor(neighbor),
+    )
 }
 
 fn ferrolb(n: u32) -> Result<Run> {
@@ -55,7 +60,9 @@ fn ferrolb(n: u32) -> Result<Run> {
         "routes": {"v4_start": BULK, "v4_count": n},
     });
     let speaker = Speaker::start(&pair.a, &harness_binary(), &config)?;
-    speaker.wait_line("Established", LIMIT, |v| v["event"] == "state" && v["state"] == "Established")?;
+    speaker.wait_line("Established", LIMIT, |v| {
+        v["event"] == "state" && v["state"] == "Established"
+    })?;
     let established = speaker.state_event("Established", 1).expect("seen");
     let done = wait_all(&frr, &pair.a_v4, u64::from(n))?;
     let stats = proc_stats::read(speaker.pid())?;
@@ -86,7 +93,9 @@ fn gobgp(n: u32) -> Result<Run> {
             break Instant::now();
         }
         if start.elapsed() > LIMIT {
-            return Err(ferrolb_interop_tests::Error::msg("GoBGP never reached Established"));
+            return Err(ferrolb_interop_tests::Error::msg(
+                "GoBGP never reached Established",
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -105,7 +114,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--routes" => n = args.next().and_then(|v| v.parse().ok()).expect("--routes N"),
+            "--routes" => {
+                n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--routes N")
+            }
             "-h" | "--help" => {
                 println!("usage: bgp-bench [--routes N]   (as root; default N = 100000)");
                 return;
@@ -120,8 +134,14 @@ fn main() {
     let theirs = gobgp(n).unwrap_or_else(|e| panic!("GoBGP run: {e}"));
     let ratio = ours.seconds / theirs.seconds;
     println!("{n} /32 routes to FRR 8.4, time from Established until FRR holds all of them:");
-    println!("  ferrolb  {:>8.3} s   CPU {:>6.2} s   peak RSS {:>7.1} MiB", ours.seconds, ours.cpu_seconds, ours.peak_rss_mib);
-    println!("  GoBGP    {:>8.3} s   CPU {:>6.2} s   peak RSS {:>7.1} MiB", theirs.seconds, theirs.cpu_seconds, theirs.peak_rss_mib);
+    println!(
+        "  ferrolb  {:>8.3} s   CPU {:>6.2} s   peak RSS {:>7.1} MiB",
+        ours.seconds, ours.cpu_seconds, ours.peak_rss_mib
+    );
+    println!(
+        "  GoBGP    {:>8.3} s   CPU {:>6.2} s   peak RSS {:>7.1} MiB",
+        theirs.seconds, theirs.cpu_seconds, theirs.peak_rss_mib
+    );
     println!("  ratio ferrolb/GoBGP: {ratio:.2} (target ≤ 1.0); ferrolb peak RSS target ≤ 64 MiB");
     println!(
         "{}",
