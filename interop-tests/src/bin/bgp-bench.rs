@@ -10,7 +10,7 @@
 use ferrolb_interop_tests::frr::{Frr, FrrConfig, FrrNeighbor, BGPD};
 use ferrolb_interop_tests::gobgp::{Gobgp, GobgpConfig, GobgpNeighbor, GOBGPD};
 use ferrolb_interop_tests::speaker::{harness_binary, Speaker};
-use ferrolb_interop_tests::{guard, proc_stats, Afi, LinkedPair, Result};
+use ferrolb_interop_tests::{guard, proc_stats, LinkedPair, Result};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
