@@ -569,3 +569,40 @@ fn max_prefix_limit_closes_with_cease() {
     })
     .unwrap();
 }
+
+/// TCP-MD5 on the listening side: FRR dials the passive speaker with a key; the listener carries the
+/// key for that peer, so the signed SYN is accepted. A listener with another key never lets it in.
+#[test]
+fn tcp_md5_on_the_passive_listener() {
+    interop_guard!(BGPD, ZEBRA);
+    for (key, should_establish) in [("other-key", false), ("s3cret-Key", true)] {
+        let pair = LinkedPair::new().unwrap();
+        let frr = frr_for(
+            &pair,
+            ROUTER_AS,
+            neighbor(&pair.a_v4, SPEAKER_AS).password("s3cret-Key"),
+        );
+        let listen = format!("{}:179", pair.a_v4);
+        let mut speaker = start_speaker(
+            &pair.a,
+            &speaker_config(
+                &pair.b_v4,
+                SPEAKER_AS,
+                ROUTER_AS,
+                json!({"mode": "passive", "listen": listen, "password": key, "ipv6_next_hop": pair.a_v6}),
+            ),
+        );
+        if should_establish {
+            speaker.wait_state("Established", SETTLE).unwrap();
+            frr.wait_pfx_rcd(&pair.a_v4, Afi::Ipv4, 1000, SETTLE)
+                .unwrap();
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                assert_ne!(speaker.state().unwrap(), "Established");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            assert_eq!(speaker.status().unwrap()["messages_received"]["open"], 0);
+        }
+    }
+}
