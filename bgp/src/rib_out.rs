@@ -118,8 +118,17 @@ impl AdjRibOut {
         let mut withdraw = Vec::new();
         let mut announce = Vec::new();
         let mut sendable = Routes::new();
+        // Whether an attribute set fits in one UPDATE, computed once per distinct set, not per route.
+        let mut fits: BTreeMap<(Family, &RouteAttributes), bool> = BTreeMap::new();
         for (prefix, attrs) in desired {
-            match why_unsendable(prefix, attrs, cx) {
+            let family = Family::of(prefix);
+            let check_size = || {
+                *fits.entry((family, &**attrs)).or_insert_with(|| {
+                    attrs_len(family, attrs, cx) + UPDATE_OVERHEAD + MAX_PREFIX_ON_WIRE
+                        <= MAX_MESSAGE_LEN
+                })
+            };
+            match why_unsendable(prefix, attrs, cx, check_size) {
                 None => {
                     sendable.insert(*prefix, attrs.clone());
                 }
@@ -150,7 +159,15 @@ impl AdjRibOut {
     }
 }
 
-fn why_unsendable(prefix: &IpNetwork, attrs: &RouteAttributes, cx: &PeerContext) -> Option<String> {
+/// The longest prefix on the wire: a /128 (length octet and 16 address octets).
+const MAX_PREFIX_ON_WIRE: usize = 17;
+
+fn why_unsendable(
+    prefix: &IpNetwork,
+    attrs: &RouteAttributes,
+    cx: &PeerContext,
+    fits: impl FnOnce() -> bool,
+) -> Option<String> {
     let family = Family::of(prefix);
     if !cx.families.contains(&family) {
         return Some(format!("{family} was not negotiated with the peer"));

@@ -339,3 +339,25 @@ fn resend_repeats_one_family() {
     assert_eq!(again.iter().map(|u| u.nlri.len()).sum::<usize>(), 900);
     assert!(again.iter().all(|u| u.mp_reach().is_none()));
 }
+
+#[test]
+fn attributes_too_large_for_one_update_are_held_back_not_sent_broken() {
+    let huge = Arc::new(RouteAttributes {
+        communities: (0..1100).collect(),
+        ..Default::default()
+    });
+    let mut routes = v4_routes(2, &huge);
+    routes.extend(v4_routes(3, &plain()).into_iter().map(|(p, a)| {
+        let IpNetwork::V4(v4) = p else { unreachable!() };
+        (
+            IpNetwork::new(IpAddr::V4(Ipv4Addr::from(u32::from(v4.ip()) + 100)), 32).unwrap(),
+            a,
+        )
+    }));
+    let mut rib = AdjRibOut::new();
+    let ups = decode_all(&rib.sync(&routes, &ebgp()), &ebgp());
+    assert_eq!(ups.iter().map(Update::announced_count).sum::<usize>(), 3);
+    let unsent = &rib.unsent[&Family::Ipv4Unicast];
+    assert_eq!(unsent.count, 2);
+    assert!(unsent.reason.contains("do not fit"));
+}
