@@ -185,8 +185,8 @@ fn why_unsendable(
             "no {family} next hop: the session runs over the other address family and none is configured"
         ));
     }
-    if attrs_len(family, attrs, cx) + HEADER_LEN + 4 + prefix_len_on_wire(prefix) > MAX_MESSAGE_LEN
-    {
+    // Last: measuring the attributes needs the next hop checked above.
+    if !fits() {
         return Some("the route's attributes do not fit in one UPDATE".to_owned());
     }
     None
