@@ -499,7 +499,7 @@ fn decode_attribute(
             }
         }
         attr::COMMUNITIES => {
-            if v.is_empty() || v.len() % 4 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(4) {
                 return Err(sub::ATTRIBUTE_LENGTH_ERROR);
             }
             PathAttribute::Communities((0..v.len()).step_by(4).map(u32_at).collect())
@@ -509,7 +509,7 @@ fn decode_attribute(
             PathAttribute::OriginatorId(Ipv4Addr::from(u32_at(0)))
         }
         attr::CLUSTER_LIST => {
-            if v.is_empty() || v.len() % 4 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(4) {
                 return Err(sub::ATTRIBUTE_LENGTH_ERROR);
             }
             PathAttribute::ClusterList((0..v.len()).step_by(4).map(u32_at).collect())
@@ -527,7 +527,7 @@ fn decode_attribute(
             }
         }
         attr::LARGE_COMMUNITY => {
-            if v.is_empty() || v.len() % 12 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(12) {
                 return Err(sub::ATTRIBUTE_LENGTH_ERROR);
             }
             PathAttribute::LargeCommunities(
