@@ -39,6 +39,7 @@
 //! - a failure names every pool tried and how each fell short (MetalLB: "no available IPs");
 //! - a `serviceAllocation` with no namespaces and no selectors admits every Service (MetalLB never uses it).
 
+pub mod adapt;
 mod addrset;
 mod allocator;
 pub mod annotations;

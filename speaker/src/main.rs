@@ -18,6 +18,9 @@ commands:
                               write the CustomResourceDefinitions, one YAML file per kind, into DIR
                               (default deploy/crds); with --check, write nothing and exit 1 if the
                               files in DIR differ from what this binary generates
+  plan [--output table|json] [--class NAME] <dir|file>...
+                              print, touching nothing, the IP(s) and pool each Service in the
+                              manifests would get, and why a Service gets none
   version                     print the version
   help                        print this text
 ";
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         }
         Some("check") => run_check(&args[1..]),
         Some("crds") => run_crds(&args[1..]),
+        Some("plan") => run_plan(&args[1..]),
         Some(other) => usage_error(&format!("unknown command '{other}'")),
     }
 }
@@ -114,4 +118,135 @@ fn run_crds(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ferrolb plan [--output table|json] [--class NAME] <dir|file>...`: the IPs and pool every Service would
+/// get from these manifests, and why a Service gets none. Reads only; touches nothing.
+fn run_plan(args: &[String]) -> ExitCode {
+    let mut json = false;
+    let mut class: Option<String> = None;
+    let mut paths = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--output" | "-o" => match it.next().map(String::as_str) {
+                Some("json") => json = true,
+                Some("table") => json = false,
+                other => {
+                    return usage_error(&format!(
+                        "plan --output takes table or json, not {other:?}"
+                    ))
+                }
+            },
+            "--class" => match it.next() {
+                Some(c) => class = Some(c.clone()),
+                None => return usage_error("plan --class needs a class name"),
+            },
+            flag if flag.starts_with('-') && flag.len() > 1 => {
+                return usage_error(&format!("plan takes no option '{flag}'"))
+            }
+            path => paths.push(PathBuf::from(path)),
+        }
+    }
+    if paths.is_empty() {
+        return usage_error("plan needs at least one directory or file");
+    }
+    let (objects, load_errors) = ferrolb_crds::load_paths(&paths);
+    let config = ferrolb_crds::validate(&objects);
+    if !load_errors.is_empty() || config.is_err() {
+        for e in &load_errors {
+            eprintln!("{e}");
+        }
+        for e in config.as_ref().err().into_iter().flatten() {
+            eprintln!("{}", e.line());
+        }
+        eprintln!("plan: the manifests are not valid (see `ferrolb check`); nothing was planned");
+        return ExitCode::FAILURE;
+    }
+    let config = config.expect("checked above");
+    let pools: Vec<_> = config
+        .pools
+        .iter()
+        .map(ferrolb_allocator::adapt::pool_config)
+        .collect();
+    let services: Vec<_> = objects
+        .services
+        .iter()
+        .map(|s| ferrolb_allocator::adapt::service_view(s, &objects.namespaces))
+        .collect();
+    let plan = match ferrolb_allocator::plan(&pools, class.as_deref(), &services) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("plan: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plan serialises")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "IPS".to_owned(),
+        "POOL".to_owned(),
+        "NOTE".to_owned(),
+    ]];
+    for (key, planned) in &plan.services {
+        rows.push(match &planned.result {
+            Ok(a) => [
+                key.to_string(),
+                a.ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                a.pool.clone().unwrap_or_else(|| "-".to_owned()),
+                a.stranded
+                    .as_ref()
+                    .map_or(String::new(), |r| format!("kept, but {r}")),
+            ],
+            Err(e) => [
+                key.to_string(),
+                "-".to_owned(),
+                "-".to_owned(),
+                e.to_string(),
+            ],
+        });
+    }
+    for (key, why) in &plan.ignored {
+        rows.push([
+            key.to_string(),
+            "-".to_owned(),
+            "-".to_owned(),
+            format!("ignored: {why}"),
+        ]);
+    }
+    let widths: Vec<usize> = (0..3)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    }
+    for conflict in &plan.conflicts {
+        println!("conflict: {conflict}");
+    }
+    for (pool, s) in &plan.pools {
+        println!(
+            "pool {pool}: IPv4 {} assigned, {} available; IPv6 {} assigned, {} available",
+            s.assigned_ipv4, s.available_ipv4, s.assigned_ipv6, s.available_ipv6
+        );
+    }
+    ExitCode::SUCCESS
 }

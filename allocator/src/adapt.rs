@@ -1,0 +1,156 @@
+//! From the API's objects to the allocator's inputs: a validated pool (`ferrolb_crds::config::Pool`) to a
+//! [`PoolConfig`], a Kubernetes `Service` (with its namespace's labels) to a [`ServiceView`]. Conversions only:
+//! every decision stays in the pure core.
+
+use crate::{
+    ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, LabelSelector, LabelSelectorRequirement,
+    PoolConfig, Protocol, SelectorOperator, ServiceAllocation, ServicePort, ServiceView,
+};
+use ferrolb_crds::config::Pool;
+use ferrolb_crds::selector::{Operator, Selector};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub fn pool_config(pool: &Pool) -> PoolConfig {
+    PoolConfig {
+        name: pool.name.clone(),
+        cidrs: pool.cidrs.clone(),
+        auto_assign: pool.auto_assign,
+        avoid_buggy_ips: pool.avoid_buggy_ips,
+        allocation: pool.service_allocation.as_ref().map(|a| ServiceAllocation {
+            priority: a.priority,
+            namespaces: a.namespaces.clone(),
+            namespace_selectors: a.namespace_selectors.iter().map(label_selector).collect(),
+            service_selectors: a.service_selectors.iter().map(label_selector).collect(),
+        }),
+    }
+}
+
+fn label_selector(s: &Selector) -> LabelSelector {
+    LabelSelector {
+        match_labels: s.match_labels.clone(),
+        match_expressions: s
+            .match_expressions
+            .iter()
+            .map(|r| LabelSelectorRequirement {
+                key: r.key.clone(),
+                operator: match r.operator {
+                    Operator::In => SelectorOperator::In,
+                    Operator::NotIn => SelectorOperator::NotIn,
+                    Operator::Exists => SelectorOperator::Exists,
+                    Operator::DoesNotExist => SelectorOperator::DoesNotExist,
+                },
+                values: r.values.iter().cloned().collect(),
+            })
+            .collect(),
+    }
+}
+
+fn family(s: &str) -> Option<IpFamily> {
+    match s {
+        "IPv4" => Some(IpFamily::IPv4),
+        "IPv6" => Some(IpFamily::IPv6),
+        _ => None,
+    }
+}
+
+/// The allocator's view of a Service. `namespaces` supplies the labels for `namespaceSelectors`.
+///
+/// The API server fills `clusterIPs` on creation; a Service read from a manifest usually has none, so there the
+/// families come from `ipFamilies` (default IPv4, as the API server would choose). A headless Service
+/// (`clusterIP: None`) has no family and so gets no address.
+pub fn service_view(svc: &Service, namespaces: &[Namespace]) -> ServiceView {
+    let meta = &svc.metadata;
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let namespace_labels = namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(namespace.as_str()))
+        .and_then(|n| n.metadata.labels.clone())
+        .unwrap_or_default();
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ip_families: Vec<IpFamily> = spec
+        .ip_families
+        .iter()
+        .flatten()
+        .filter_map(|f| family(f))
+        .collect();
+    let mut cluster_ips: Vec<String> = spec.cluster_ips.clone().unwrap_or_default();
+    if cluster_ips.is_empty() {
+        cluster_ips.extend(spec.cluster_ip.clone());
+    }
+    let headless = cluster_ips.iter().any(|ip| ip == "None");
+    let cluster_ip_families: Vec<IpFamily> = if headless {
+        Vec::new()
+    } else if cluster_ips.is_empty() {
+        if ip_families.is_empty() {
+            vec![IpFamily::IPv4]
+        } else {
+            let wants_two = matches!(
+                spec.ip_family_policy.as_deref(),
+                Some("PreferDualStack") | Some("RequireDualStack")
+            );
+            let n = if wants_two { 2 } else { 1 };
+            ip_families.iter().copied().take(n).collect()
+        }
+    } else {
+        cluster_ips
+            .iter()
+            .filter_map(|ip| ip.parse::<IpAddr>().ok())
+            .map(|ip| IpFamily::of(&ip))
+            .collect()
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+                "UDP" => Protocol::Udp,
+                "SCTP" => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            u16::try_from(p.port)
+                .ok()
+                .map(|port| ServicePort { protocol, port })
+        })
+        .collect();
+    let ingress_ips = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect();
+    ServiceView {
+        namespace,
+        name: meta.name.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        namespace_labels,
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
+        load_balancer_class: spec.load_balancer_class.clone(),
+        load_balancer_ip: spec.load_balancer_ip.clone().filter(|s| !s.is_empty()),
+        cluster_ip_families,
+        ip_families,
+        ip_family_policy: match spec.ip_family_policy.as_deref() {
+            Some("PreferDualStack") => Some(IpFamilyPolicy::PreferDualStack),
+            Some("RequireDualStack") => Some(IpFamilyPolicy::RequireDualStack),
+            Some("SingleStack") => Some(IpFamilyPolicy::SingleStack),
+            _ => None,
+        },
+        ports,
+        external_traffic_policy: if spec.external_traffic_policy.as_deref() == Some("Local") {
+            ExternalTrafficPolicy::Local
+        } else {
+            ExternalTrafficPolicy::Cluster
+        },
+        selector: spec.selector.clone().unwrap_or_else(BTreeMap::new),
+        ingress_ips,
+    }
+}
