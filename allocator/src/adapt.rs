@@ -9,7 +9,6 @@ use crate::{
 use ferrolb_crds::config::Pool;
 use ferrolb_crds::selector::{Operator, Selector};
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub fn pool_config(pool: &Pool) -> PoolConfig {
@@ -150,7 +149,7 @@ pub fn service_view(svc: &Service, namespaces: &[Namespace]) -> ServiceView {
         } else {
             ExternalTrafficPolicy::Cluster
         },
-        selector: spec.selector.clone().unwrap_or_else(BTreeMap::new),
+        selector: spec.selector.clone().unwrap_or_default(),
         ingress_ips,
     }
 }
