@@ -41,6 +41,20 @@ fn learned(frr: &Frr, afi: Afi, from: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Both families FRR learned from `from` are exactly the expected sets.
+fn assert_learned(frr: &Frr, from: &str, want: (&BTreeSet<String>, &BTreeSet<String>), what: &str) {
+    assert_same(
+        &learned(frr, Afi::Ipv4, from),
+        want.0,
+        &format!("IPv4 {what}"),
+    );
+    assert_same(
+        &learned(frr, Afi::Ipv6, from),
+        want.1,
+        &format!("IPv6 {what}"),
+    );
+}
+
 /// One session, both families, every attribute checked; then exact withdrawal and Cease.
 fn full_exchange(ibgp: bool, v6_transport: bool) {
     interop_guard!(BGPD, ZEBRA);
@@ -72,16 +86,7 @@ fn full_exchange(ibgp: bool, v6_transport: bool) {
     frr.wait_pfx_rcd(speaker_addr, Afi::Ipv6, 1000, SETTLE)
         .unwrap();
     let (want4, want6) = expected_prefixes(1000, 1000);
-    assert_same(
-        &learned(&frr, Afi::Ipv4, speaker_addr),
-        &want4,
-        "IPv4 routes at FRR",
-    );
-    assert_same(
-        &learned(&frr, Afi::Ipv6, speaker_addr),
-        &want6,
-        "IPv6 routes at FRR",
-    );
+    assert_learned(&frr, speaker_addr, (&want4, &want6), "routes at FRR");
 
     for (prefix, next_hop) in [
         (PING_ROUTE, &pair.a_v4),
@@ -134,15 +139,11 @@ fn full_exchange(ibgp: bool, v6_transport: bool) {
             && learned(f, Afi::Ipv6, speaker_addr).len() == 500
     })
     .unwrap();
-    assert_same(
-        &learned(&frr, Afi::Ipv4, speaker_addr),
-        &keep4,
-        "IPv4 routes left after withdrawing 500",
-    );
-    assert_same(
-        &learned(&frr, Afi::Ipv6, speaker_addr),
-        &keep6,
-        "IPv6 routes left after withdrawing 500",
+    assert_learned(
+        &frr,
+        speaker_addr,
+        (&keep4, &keep6),
+        "routes left after withdrawing 500",
     );
 
     // The router's own routes are counted, never installed in the speaker's namespace.
