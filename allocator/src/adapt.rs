@@ -4,7 +4,7 @@
 
 use crate::{
     ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, LabelSelector, LabelSelectorRequirement,
-    PoolConfig, Protocol, SelectorOperator, ServiceAllocation, ServicePort, ServiceView,
+    Labels, PoolConfig, Protocol, SelectorOperator, ServiceAllocation, ServicePort, ServiceView,
 };
 use ferrolb_crds::config::Pool;
 use ferrolb_crds::selector::{Operator, Selector};
@@ -60,16 +60,23 @@ fn family(s: &str) -> Option<IpFamily> {
 /// families come from `ipFamilies` (default IPv4, as the API server would choose). A headless Service
 /// (`clusterIP: None`) has no family and so gets no address.
 pub fn service_view(svc: &Service, namespaces: &[Namespace]) -> ServiceView {
+    let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
+    let namespace_labels = namespaces
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(namespace))
+        .and_then(|n| n.metadata.labels.clone())
+        .unwrap_or_default();
+    service_view_with(svc, namespace_labels)
+}
+
+/// [`service_view`] when the caller already has the labels of the Service's namespace (the controller keeps
+/// them indexed).
+pub fn service_view_with(svc: &Service, namespace_labels: Labels) -> ServiceView {
     let meta = &svc.metadata;
     let namespace = meta
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    let namespace_labels = namespaces
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(namespace.as_str()))
-        .and_then(|n| n.metadata.labels.clone())
-        .unwrap_or_default();
     let spec = svc.spec.clone().unwrap_or_default();
     let ip_families: Vec<IpFamily> = spec
         .ip_families

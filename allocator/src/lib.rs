@@ -1,7 +1,7 @@
 //! IP address allocation for LoadBalancer Services (issue 3, parts 3 and 4): MetalLB's rules, made
 //! deterministic and fast, and stable across restarts and pool edits.
 //!
-//! The crate is pure — no Kubernetes client, no I/O. Callers describe pools ([`PoolConfig`], already validated)
+//! The core is pure — no Kubernetes client, no I/O; only [`controller`] talks to the API server. Callers describe pools ([`PoolConfig`], already validated)
 //! and Services ([`ServiceView`]), and get assignments or typed reasons back:
 //!
 //! - [`Allocator`] is the incremental core for the controller: [`Allocator::set_pools`],
@@ -43,6 +43,7 @@ pub mod adapt;
 mod addrset;
 mod allocator;
 pub mod annotations;
+pub mod controller;
 mod error;
 mod plan;
 mod pool;

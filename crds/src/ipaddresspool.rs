@@ -124,6 +124,21 @@ pub struct IPAddressPoolStatus {
     /// largest int64).
     #[serde(rename = "availableIPv6", default)]
     pub available_ipv6: i64,
+    /// Assigned IPs that a later edit of the pool (or of the Service) left outside the pool's rules. ferrolb
+    /// keeps them rather than renumbering the Service; each entry says why it no longer fits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<PoolConflictStatus>,
+}
+
+/// An assigned IP kept although the pool no longer admits it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolConflictStatus {
+    /// The Service holding the IP, as `namespace/name`.
+    pub service: String,
+    /// The IP.
+    pub ip: String,
+    /// Why the pool no longer admits it, in plain words.
+    pub reason: String,
 }
 
 fn default_true() -> bool {

@@ -43,7 +43,9 @@ pub use bgppeer::{BGPPeer, BGPPeerSpec, DynamicASNMode};
 pub use community::{Community, CommunityAlias, CommunitySpec};
 pub use config::Config;
 pub use duration::{DurationError, GoDuration};
-pub use ipaddresspool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
+pub use ipaddresspool::{
+    IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, PoolConflictStatus, ServiceAllocation,
+};
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use manifest::{load_paths, load_str, LoadError, Objects, Source};
 pub use validate::{validate, ConfigError};

@@ -1,11 +1,14 @@
-//! `ferrolb`: the single binary of the project. Subcommands arrive with their issues (`controller`,
-//! `speaker`, `standalone`, `check`, `plan`, `crds`); today it lints manifests, writes the CRDs and
-//! reports its version.
+//! `ferrolb`: the single binary of the project. Subcommands arrive with their issues; today it runs the
+//! controller, lints manifests, plans allocations, writes the CRDs and reports its version.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ferrolb_crds::{check, crdgen};
+
+mod controller;
+mod logging;
+mod serve;
 
 const USAGE: &str = "ferrolb — a bare-metal Kubernetes LoadBalancer
 
@@ -21,6 +24,13 @@ commands:
   plan [--output table|json] [--class NAME] <dir|file>...
                               print, touching nothing, the IP(s) and pool each Service in the
                               manifests would get, and why a Service gets none
+  controller [--namespace NS] [--class NAME] [--metrics-addr ADDR] [--lease-name NAME]
+             [--no-leader-election] [--log-format text|json]
+                              run the IP allocator against the Kubernetes API server (in-cluster
+                              or KUBECONFIG): watch Services and ferrolb.io objects in NS (default
+                              $POD_NAMESPACE or ferrolb-system), write Service status, events and
+                              pool status while holding the Lease NAME (default ferrolb-controller);
+                              /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:7472)
   version                     print the version
   help                        print this text
 ";
@@ -39,7 +49,18 @@ fn main() -> ExitCode {
         Some("check") => run_check(&args[1..]),
         Some("crds") => run_crds(&args[1..]),
         Some("plan") => run_plan(&args[1..]),
+        Some("controller") => controller::run(&args[1..]),
         Some(other) => usage_error(&format!("unknown command '{other}'")),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -1,4 +1,4 @@
-//! The compiled `ferrolb` binary: `check` and `crds`.
+//! The compiled `ferrolb` binary: `check`, `crds`, and `controller`'s arguments and start-up errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -124,9 +124,22 @@ fn usage_errors_exit_2() {
     assert_eq!(ferrolb(&["crds", "--output"]).status.code(), Some(2));
     assert_eq!(ferrolb(&["crds", "extra"]).status.code(), Some(2));
     assert_eq!(ferrolb(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(ferrolb(&["controller", "--bogus"]).status.code(), Some(2));
+    assert_eq!(
+        ferrolb(&["controller", "--log-format", "xml"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        ferrolb(&["controller", "--metrics-addr", "nowhere"])
+            .status
+            .code(),
+        Some(2)
+    );
     let help = ferrolb(&["help"]);
     assert_eq!(help.status.code(), Some(0));
-    for command in ["check", "crds", "version", "help"] {
+    for command in ["check", "crds", "controller", "version", "help"] {
         assert!(
             stdout(&help).contains(&format!("  {command} ")),
             "help lists {command}"
@@ -179,5 +192,22 @@ fn crds_writes_one_file_per_kind_and_checks_them() {
         Some(0),
         "deploy/crds is stale; run `cargo run -p ferrolb-speaker -- crds`\n{}",
         stdout(&out)
+    );
+}
+
+#[test]
+fn controller_without_an_api_server_says_so_and_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .args(["controller", "--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("run ferrolb");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the Kubernetes API server"),
+        "{}",
+        stderr(&out)
     );
 }

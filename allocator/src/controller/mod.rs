@@ -1,0 +1,263 @@
+//! `ferrolb controller`: the allocator in a Kubernetes cluster (issue 3, part 5).
+//!
+//! One path for data: watches ([`watch`]) → the pure [`Core`] (allocator + comparison with what the
+//! objects show) → [`Write`]s → [`Writer`] (server-side apply, events). Every replica watches, so a standby
+//! is warm; only the holder of the Lease builds a [`Core`] and writes. On gaining the Lease, the new leader
+//! starts from the objects as they are (import every status, then allocate), exactly as after a restart; on
+//! losing it, it drops its state and stops writing before the next write.
+
+mod core;
+mod leader;
+mod metrics;
+mod watch;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use kube::Client;
+use tokio::sync::watch as signal;
+
+pub use self::core::{Cluster, Core, Outcome, Severity, Write};
+pub use self::leader::{elect, LeaderElection};
+pub use self::metrics::Metrics;
+pub use self::watch::{Change, Stores};
+pub use self::writer::{Retry, Writer, FIELD_MANAGER};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The namespace of the ferrolb objects (IPAddressPool, …) and of the leader Lease.
+    pub namespace: String,
+    /// The `loadBalancerClass` handled; `None`: Services without a class.
+    pub class: Option<String>,
+    /// This replica's name (its pod), for the Lease and for events.
+    pub identity: String,
+    /// `None` runs without leader election (a single replica).
+    pub election: Option<LeaderElection>,
+}
+
+/// Delay before a failed write is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` resolves or the leader election fails. `ready` turns true once every watch has
+/// listed its objects and, on the leader, the start-up allocation is written.
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Metrics,
+    ready: signal::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), kube_lease_manager::LeaseManagerError> {
+    // Without election the flag is fixed at true; its sender must live as long as the loop.
+    let mut _fixed = None;
+    let (mut leading, election) = match &options.election {
+        Some(e) => {
+            let (rx, task) =
+                elect(client.clone(), &options.namespace, &options.identity, e).await?;
+            (rx, Some(task))
+        }
+        None => {
+            let (tx, rx) = signal::channel(true);
+            _fixed = Some(tx);
+            (rx, None)
+        }
+    };
+    let (stores, changes) = watch::start(client.clone(), &options.namespace);
+    let writer = Writer::new(
+        client,
+        Some(options.identity.clone()),
+        leading.clone(),
+        metrics.clone(),
+    );
+    let (retry_tx, retry_rx) = mpsc::unbounded();
+    let mut changes = futures::stream::select(changes, retry_rx);
+    let mut loop_state = Loop {
+        options: &options,
+        stores: &stores,
+        writer: &writer,
+        metrics: &metrics,
+        retry_tx,
+        core: None,
+        synced: BTreeSet::new(),
+        config_stale: false,
+    };
+    metrics.leader(*leading.borrow());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    tracing::error!("leader election stopped");
+                    break;
+                }
+                let now = *leading.borrow_and_update();
+                metrics.leader(now);
+                tracing::info!(identity = %options.identity, leading = now, "leadership changed");
+                if !now {
+                    loop_state.core = None;
+                }
+            }
+            change = changes.next() => {
+                let Some(change) = change else { break };
+                batch.push(change);
+                while let Some(Some(change)) = changes.next().now_or_never() {
+                    batch.push(change);
+                }
+            }
+        }
+        let leads = *leading.borrow();
+        loop_state.step(batch, leads).await;
+        let is_ready = loop_state.all_synced() && (!leads || loop_state.core.is_some());
+        ready.send_replace(is_ready);
+    }
+    drop(leading);
+    if let Some(task) = election {
+        // Dropping the receiver makes the election task release the Lease, so that a standby takes over
+        // at once instead of after the Lease expires.
+        drop(task.await);
+    }
+    Ok(())
+}
+
+/// The state of the main loop between batches of changes.
+struct Loop<'a> {
+    options: &'a Options,
+    stores: &'a Stores,
+    writer: &'a Writer,
+    metrics: &'a Metrics,
+    retry_tx: mpsc::UnboundedSender<Change>,
+    core: Option<Core>,
+    synced: BTreeSet<&'static str>,
+    config_stale: bool,
+}
+
+impl Loop<'_> {
+    fn all_synced(&self) -> bool {
+        self.synced.len() == watch::SOURCES.len()
+    }
+
+    /// Handles a batch of changes: duplicates collapse, a relist or a configuration change covers every
+    /// Service.
+    async fn step(&mut self, batch: Vec<Change>, leads: bool) {
+        let mut resync = false;
+        let mut config = false;
+        let mut services = BTreeSet::new();
+        let mut namespaces = BTreeSet::new();
+        for change in batch {
+            match change {
+                Change::Synced(source) => {
+                    // A second InitDone means the watch relisted: events may have been missed.
+                    resync |= !self.synced.insert(source);
+                }
+                Change::Service(key) => {
+                    services.insert(key);
+                }
+                Change::Namespace(name) => {
+                    namespaces.insert(name);
+                }
+                Change::Config => config = true,
+                Change::PoolStatus => {}
+            }
+        }
+        if !self.all_synced() || !leads {
+            return;
+        }
+        let Some(core) = &mut self.core else {
+            let started = Instant::now();
+            match Core::start(self.options.class.clone(), self.stores) {
+                Ok((core, outcome)) => {
+                    tracing::info!(
+                        services = core.allocator().len(),
+                        writes = outcome.writes.len(),
+                        "took over: every existing assignment imported before allocating"
+                    );
+                    self.core = Some(core);
+                    self.config_stale = false;
+                    self.finish(outcome, "start", started).await;
+                }
+                Err(errors) => {
+                    self.metrics.config(false, true);
+                    for e in &errors {
+                        tracing::error!(problem = %e, "configuration invalid; nothing is allocated until it is fixed");
+                    }
+                }
+            }
+            return;
+        };
+        let started = Instant::now();
+        if config {
+            let outcome = core.config_changed(self.stores);
+            self.config_stale = outcome.config_errors.is_some();
+            self.finish(outcome, "config", started).await;
+        }
+        let Some(core) = &mut self.core else { return };
+        let started = Instant::now();
+        if resync {
+            let outcome = core.resync(self.stores);
+            self.finish(outcome, "resync", started).await;
+            return;
+        }
+        for ns in namespaces {
+            let Some(core) = &mut self.core else { return };
+            let started = Instant::now();
+            let outcome = core.namespace_changed(self.stores, &ns);
+            self.finish(outcome, "namespace", started).await;
+        }
+        for key in services {
+            let Some(core) = &mut self.core else { return };
+            let started = Instant::now();
+            let outcome = core.service_changed(self.stores, &key);
+            self.finish(outcome, "service", started).await;
+        }
+        if let Some(core) = &mut self.core {
+            let started = Instant::now();
+            let outcome = core.flush_pool_statuses();
+            self.finish(outcome, "pool", started).await;
+        }
+    }
+
+    /// Writes an outcome, schedules retries, updates the metrics.
+    async fn finish(&mut self, outcome: Outcome, change: &str, started: Instant) {
+        for code in &outcome.failures {
+            self.metrics.allocation_failed(code);
+        }
+        if let Some(errors) = &outcome.config_errors {
+            for e in errors {
+                tracing::error!(problem = %e, "configuration invalid; the last valid one stays in force");
+            }
+        }
+        self.metrics.config(true, self.config_stale);
+        let retries = self.writer.apply(outcome.writes).await;
+        if let Some(core) = &mut self.core {
+            for retry in &retries {
+                if let Retry::PoolStatus(name) = retry {
+                    core.pool_status_lost(name);
+                }
+            }
+            self.metrics.observe_allocator(core.allocator());
+        }
+        let retries: Vec<Change> = retries
+            .into_iter()
+            .map(|r| match r {
+                Retry::Service(key) => Change::Service(key),
+                Retry::PoolStatus(_) => Change::PoolStatus,
+            })
+            .collect();
+        if !retries.is_empty() {
+            let tx = self.retry_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_AFTER).await;
+                for change in retries {
+                    let _ = tx.unbounded_send(change);
+                }
+            });
+        }
+        self.metrics
+            .reconciled(change, started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,813 @@
+//! The controller against kube's mock client (tower-test): the exact requests it sends to the API server,
+//! none when nothing changed, the events, and silence when it does not hold the Lease.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_allocator::controller::{self, Cluster, Core, Metrics, Options, Write, Writer};
+use ferrolb_allocator::{Labels, ServiceKey};
+use ferrolb_crds::manifest::Objects;
+use ferrolb_crds::IPAddressPool;
+use http::{Request, Response};
+use k8s_openapi::api::core::v1::Service;
+use kube::client::Body;
+use kube::Client;
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+use tower_test::mock;
+
+const NS: &str = "ferrolb-system";
+
+// ----- fixtures -------------------------------------------------------------------------------------
+
+fn pool(name: &str, addresses: &[&str], status: Option<Value>) -> IPAddressPool {
+    let mut v = json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"addresses": addresses},
+    });
+    if let Some(status) = status {
+        v["status"] = status;
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// A LoadBalancer Service with a cluster IP, as the API server stores it.
+fn service(ns: &str, name: &str, extra: Value) -> Service {
+    let mut v = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}")},
+        "spec": {
+            "type": "LoadBalancer",
+            "clusterIP": "10.96.0.10",
+            "clusterIPs": ["10.96.0.10"],
+            "ipFamilies": ["IPv4"],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+    });
+    merge(&mut v, extra);
+    serde_json::from_value(v).unwrap()
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The watched objects, in memory.
+#[derive(Default, Clone)]
+struct FakeCluster {
+    services: BTreeMap<ServiceKey, Arc<Service>>,
+    namespaces: BTreeMap<String, Labels>,
+    objects: Objects,
+}
+
+impl FakeCluster {
+    fn with_pool(pool: IPAddressPool) -> Self {
+        let mut c = FakeCluster::default();
+        c.objects.push(pool, None);
+        c
+    }
+
+    fn put(&mut self, svc: Service) {
+        let key = ServiceKey::new(
+            svc.metadata.namespace.clone().unwrap(),
+            svc.metadata.name.clone().unwrap(),
+        );
+        self.services.insert(key, Arc::new(svc));
+    }
+}
+
+impl Cluster for FakeCluster {
+    fn service(&self, key: &ServiceKey) -> Option<Arc<Service>> {
+        self.services.get(key).cloned()
+    }
+    fn services(&self) -> Vec<Arc<Service>> {
+        self.services.values().cloned().collect()
+    }
+    fn namespace_labels(&self, namespace: &str) -> Labels {
+        self.namespaces.get(namespace).cloned().unwrap_or_default()
+    }
+    fn config_objects(&self) -> Objects {
+        self.objects.clone()
+    }
+}
+
+// ----- the mock API server --------------------------------------------------------------------------
+
+/// One request the controller sent.
+#[derive(Debug, Clone)]
+struct Sent {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: Option<String>,
+    body: Value,
+}
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+fn mock_client() -> (Client, Handle) {
+    let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(svc, "default"), handle)
+}
+
+/// Answers every request as the API server would (200 with a plausible object), and returns all of them
+/// once the client is dropped. List requests get `lists[path]`; watch requests are held open.
+async fn api_server(mut handle: Handle, lists: BTreeMap<String, Value>) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    let mut open_watches = Vec::new();
+    while let Some((request, respond)) = handle.next_request().await {
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.unwrap();
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        let path = parts.uri.path().to_owned();
+        let query: BTreeMap<String, String> = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        if query.get("watch").map(String::as_str) == Some("true") {
+            open_watches.push(respond);
+            continue;
+        }
+        let reply = if parts.method == http::Method::GET {
+            lists
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| panic!("unexpected GET {path}"))
+        } else if path.contains("/events") {
+            body.clone()
+        } else if path.contains("/ipaddresspools/") {
+            serde_json::to_value(pool("p", &[], None)).unwrap()
+        } else {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {}})
+        };
+        sent.push(Sent {
+            method: parts.method.to_string(),
+            path,
+            query,
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            body,
+        });
+        respond.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+    }
+    sent
+}
+
+fn leader(leads: bool) -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    watch::channel(leads)
+}
+
+/// Applies `writes` through a [`Writer`] on a mock client and returns every request sent.
+async fn write_through_mock(writes: Vec<Write>, leads: bool) -> Vec<Sent> {
+    let (client, handle) = mock_client();
+    let server = tokio::spawn(api_server(handle, BTreeMap::new()));
+    let (_tx, rx) = leader(leads);
+    let writer = Writer::new(
+        client,
+        Some("ferrolb-controller-0".into()),
+        rx,
+        Metrics::unregistered(),
+    );
+    let retries = writer.apply(writes).await;
+    assert!(retries.is_empty(), "{retries:?}");
+    drop(writer);
+    server.await.unwrap()
+}
+
+fn apply_query() -> BTreeMap<String, String> {
+    [("fieldManager", "ferrolb-controller"), ("force", "true")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+// ----- tests ----------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_new_service_gets_exactly_the_annotation_the_status_an_event_and_the_pool_status() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (_core, outcome) = Core::start(None, &cluster).unwrap();
+    let sent = write_through_mock(outcome.writes, true).await;
+
+    let about_web: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.path.starts_with("/api/v1/namespaces/shop/services/web"))
+        .collect();
+    assert_eq!(about_web.len(), 2, "{sent:#?}");
+    // The annotation first (server-side apply on the Service)…
+    let annotation = about_web[0];
+    assert_eq!(annotation.method, "PATCH");
+    assert_eq!(annotation.path, "/api/v1/namespaces/shop/services/web");
+    assert_eq!(annotation.query, apply_query());
+    assert_eq!(
+        annotation.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        annotation.body,
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop",
+                         "annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+        })
+    );
+    // …then the status subresource, holding nothing but the ingress IP.
+    let status = about_web[1];
+    assert_eq!(status.method, "PATCH");
+    assert_eq!(status.path, "/api/v1/namespaces/shop/services/web/status");
+    assert_eq!(status.query, apply_query());
+    assert_eq!(
+        status.body,
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}},
+        })
+    );
+
+    let events: Vec<&Sent> = sent.iter().filter(|s| s.path.contains("/events")).collect();
+    assert_eq!(events.len(), 1, "{sent:#?}");
+    assert_eq!(events[0].method, "POST");
+    assert_eq!(
+        events[0].path,
+        "/apis/events.k8s.io/v1/namespaces/shop/events"
+    );
+    assert_eq!(events[0].body["reason"], "IPAllocated");
+    assert_eq!(events[0].body["type"], "Normal");
+    assert_eq!(
+        events[0].body["note"],
+        "assigned IP 203.0.113.0 from pool default"
+    );
+    assert_eq!(events[0].body["regarding"]["name"], "web");
+    assert_eq!(events[0].body["regarding"]["uid"], "uid-web");
+    assert_eq!(events[0].body["reportingController"], "ferrolb-controller");
+
+    let pools: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.path.contains("ipaddresspools"))
+        .collect();
+    assert_eq!(pools.len(), 1, "{sent:#?}");
+    assert_eq!(
+        pools[0].path,
+        "/apis/ferrolb.io/v1beta1/namespaces/ferrolb-system/ipaddresspools/default/status"
+    );
+    assert_eq!(pools[0].query, apply_query());
+    assert_eq!(
+        pools[0].body,
+        json!({
+            "apiVersion": "ferrolb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default"},
+            "status": {"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 255, "availableIPv6": 0},
+        })
+    );
+    assert_eq!(sent.len(), 4, "nothing else: {sent:#?}");
+}
+
+#[tokio::test]
+async fn nothing_is_sent_when_the_objects_already_show_the_assignment() {
+    let counts =
+        json!({"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 255, "availableIPv6": 0});
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], Some(counts)));
+    let written = json!({
+        "metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+        "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7", "ipMode": "VIP"}]}},
+    });
+    cluster.put(service("shop", "web", written.clone()));
+
+    // A restart: the IP in status is kept, and nothing at all is written.
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(outcome.writes, vec![]);
+    assert!(write_through_mock(outcome.writes, true).await.is_empty());
+
+    // An unrelated edit of the Service (a label) changes nothing either.
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"metadata": {"labels": {"team": "a"}, "annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+               "status": written["status"].clone()}),
+    ));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    assert_eq!(outcome.writes, vec![]);
+    assert_eq!(core.flush_pool_statuses().writes, vec![]);
+}
+
+#[tokio::test]
+async fn the_echo_of_a_write_is_not_written_again() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (mut core, first) = Core::start(None, &cluster).unwrap();
+    assert!(!first.writes.is_empty());
+
+    // Before the watch shows the write, another event for the Service: same writes, no new allocation.
+    let again = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    let services_writes = |o: &Vec<Write>| {
+        o.iter()
+            .filter(|w| matches!(w, Write::PoolAnnotation { .. } | Write::Ingress { .. }))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        services_writes(&again.writes),
+        services_writes(&first.writes)
+    );
+
+    // The watch shows the write: nothing more.
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+               "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}}}),
+    ));
+    let echo = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    assert_eq!(echo.writes, vec![]);
+}
+
+#[tokio::test]
+async fn a_failure_is_recorded_as_a_warning_event_once_and_nothing_else_is_written() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"spec": {"loadBalancerIP": "198.51.100.7"}}),
+    ));
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(outcome.failures, vec!["RequestedIPNotInPool"]);
+    let sent = write_through_mock(outcome.writes, true).await;
+    let events: Vec<&Sent> = sent.iter().filter(|s| s.path.contains("/events")).collect();
+    assert_eq!(events.len(), 1, "{sent:#?}");
+    assert_eq!(
+        events[0].path,
+        "/apis/events.k8s.io/v1/namespaces/shop/events"
+    );
+    assert_eq!(events[0].body["type"], "Warning");
+    assert_eq!(events[0].body["reason"], "AllocationFailed");
+    assert_eq!(
+        events[0].body["note"],
+        "requested IP 198.51.100.7 is in no pool"
+    );
+    assert!(
+        !sent.iter().any(|s| s.path.contains("/services/")),
+        "no status or annotation for a Service without IP: {sent:#?}"
+    );
+
+    // The same failure again (any resync) is not reported again…
+    let again = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    assert_eq!(again.writes, vec![]);
+    assert!(again.failures.is_empty());
+
+    // …but fixing the request allocates, and the event says so.
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"spec": {"loadBalancerIP": "203.0.113.9"}}),
+    ));
+    let fixed = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    let sent = write_through_mock(fixed.writes, true).await;
+    let reasons: Vec<&Value> = sent
+        .iter()
+        .filter(|s| s.path.contains("/events"))
+        .map(|s| &s.body["reason"])
+        .collect();
+    assert_eq!(reasons, [&json!("IPAllocated")]);
+    let status = sent.iter().find(|s| s.path.ends_with("/status")).unwrap();
+    assert_eq!(
+        status.body["status"],
+        json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}})
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_stops_being_a_load_balancer_is_cleared_with_merge_patches() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (mut core, _) = Core::start(None, &cluster).unwrap();
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"spec": {"type": "ClusterIP"},
+               "metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+               "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}}}),
+    ));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    let sent = write_through_mock(outcome.writes, true).await;
+    let merge = "application/merge-patch+json";
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    assert_eq!(sent[0].path, "/api/v1/namespaces/shop/services/web");
+    assert_eq!(sent[0].content_type.as_deref(), Some(merge));
+    assert_eq!(
+        sent[0].body,
+        json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})
+    );
+    assert_eq!(sent[1].path, "/api/v1/namespaces/shop/services/web/status");
+    assert_eq!(sent[1].content_type.as_deref(), Some(merge));
+    assert_eq!(
+        sent[1].body,
+        json!({"status": {"loadBalancer": {"ingress": null}}})
+    );
+    assert_eq!(sent[2].body["reason"], "ClearAssignment");
+    assert_eq!(
+        sent[2].body["note"],
+        "released 203.0.113.0: not of type LoadBalancer"
+    );
+}
+
+#[tokio::test]
+async fn a_service_of_another_class_is_left_alone() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"spec": {"loadBalancerClass": "other.example/lb"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}}),
+    ));
+    let (_core, outcome) = Core::start(None, &cluster).unwrap();
+    assert!(outcome
+        .writes
+        .iter()
+        .all(|w| matches!(w, Write::PoolStatus { .. })));
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_lead_writes_nothing() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (_core, outcome) = Core::start(None, &cluster).unwrap();
+    assert!(!outcome.writes.is_empty());
+    assert!(write_through_mock(outcome.writes, false).await.is_empty());
+}
+
+/// The same with the real election: another replica holds a fresh Lease, so this one reads the Lease and
+/// then sends nothing else.
+#[tokio::test]
+async fn a_replica_that_finds_the_lease_held_writes_nothing() {
+    let (client, mut handle) = mock_client();
+    let lease_path =
+        "/apis/coordination.k8s.io/v1/namespaces/ferrolb-system/leases/ferrolb-controller";
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut others = Vec::new();
+        let mut done = std::pin::pin!(done_rx);
+        loop {
+            let next = tokio::select! {
+                next = handle.next_request() => next,
+                _ = &mut done => break,
+            };
+            let Some((request, respond)) = next else {
+                break;
+            };
+            let path = request.uri().path().to_owned();
+            if request.method() == http::Method::GET && path == lease_path {
+                let now = k8s_openapi::jiff::Timestamp::now();
+                let lease = json!({
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": "ferrolb-controller", "namespace": NS},
+                    "spec": {"holderIdentity": "ferrolb-controller-1", "leaseDurationSeconds": 3600,
+                             "renewTime": now.to_string(), "acquireTime": now.to_string()},
+                });
+                respond.send_response(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&lease).unwrap()))
+                        .unwrap(),
+                );
+            } else {
+                others.push(format!("{} {path}", request.method()));
+                respond.send_response(Response::builder().status(500).body(Body::empty()).unwrap());
+            }
+        }
+        others
+    });
+
+    let params = controller::LeaderElection::default();
+    let (leading, task) = controller::elect(client.clone(), NS, "ferrolb-controller-0", &params)
+        .await
+        .unwrap();
+    assert!(!*leading.borrow(), "the Lease is held by another replica");
+
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (_core, outcome) = Core::start(None, &cluster).unwrap();
+    let writer = Writer::new(client, None, leading, Metrics::unregistered());
+    assert!(writer.apply(outcome.writes).await.is_empty());
+    task.abort();
+    drop(writer);
+    done_tx.send(()).unwrap();
+    let others = server.await.unwrap();
+    assert_eq!(
+        others,
+        Vec::<String>::new(),
+        "requests other than reading the Lease"
+    );
+}
+
+/// The whole loop, watches included: the mock lists one pool and one Service, holds the watches open,
+/// and sees the allocation written; then the loop stops on shutdown.
+#[tokio::test]
+async fn the_controller_loop_lists_then_writes_the_allocation() {
+    let (client, handle) = mock_client();
+    let list = |api_version: &str, kind: &str, items: Vec<Value>| json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items});
+    let empty = |api_version: &str, kind: &str| list(api_version, kind, vec![]);
+    let own = |version: &str, plural: &str| {
+        format!("/apis/ferrolb.io/{version}/namespaces/{NS}/{plural}")
+    };
+    let mut lists = BTreeMap::new();
+    lists.insert(
+        "/api/v1/services".to_owned(),
+        list(
+            "v1",
+            "ServiceList",
+            vec![serde_json::to_value(service("shop", "web", json!({}))).unwrap()],
+        ),
+    );
+    lists.insert(
+        "/api/v1/namespaces".to_owned(),
+        list(
+            "v1",
+            "NamespaceList",
+            vec![json!({"metadata": {"name": "shop"}})],
+        ),
+    );
+    lists.insert(
+        own("v1beta1", "ipaddresspools"),
+        list(
+            "ferrolb.io/v1beta1",
+            "IPAddressPoolList",
+            vec![serde_json::to_value(pool("default", &["203.0.113.0/24"], None)).unwrap()],
+        ),
+    );
+    lists.insert(
+        own("v1beta2", "bgppeers"),
+        empty("ferrolb.io/v1beta2", "BGPPeerList"),
+    );
+    for (plural, kind) in [
+        ("bgpadvertisements", "BGPAdvertisementList"),
+        ("l2advertisements", "L2AdvertisementList"),
+        ("communities", "CommunityList"),
+        ("bfdprofiles", "BFDProfileList"),
+    ] {
+        lists.insert(own("v1beta1", plural), empty("ferrolb.io/v1beta1", kind));
+    }
+
+    let server = tokio::spawn(api_server(handle, lists));
+    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let options = Options {
+        namespace: NS.into(),
+        class: None,
+        identity: "ferrolb-controller-0".into(),
+        election: None,
+    };
+    let run = tokio::spawn(controller::run(
+        client,
+        options,
+        Metrics::unregistered(),
+        ready_tx,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Ready means: every watch listed, and the start-up allocation written.
+    tokio::time::timeout(Duration::from_secs(60), ready_rx.wait_for(|r| *r))
+        .await
+        .expect("the controller became ready")
+        .unwrap();
+    stop_tx.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    let sent = server.await.unwrap();
+
+    let writes: Vec<String> = sent
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert!(
+        writes.contains(&"PATCH /api/v1/namespaces/shop/services/web/status".to_owned()),
+        "{writes:#?}"
+    );
+    let status = sent
+        .iter()
+        .find(|s| s.path == "/api/v1/namespaces/shop/services/web/status")
+        .unwrap();
+    assert_eq!(
+        status.body["status"],
+        json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}})
+    );
+    assert!(writes.contains(&"PATCH /api/v1/namespaces/shop/services/web".to_owned()));
+    assert!(writes.contains(&"POST /apis/events.k8s.io/v1/namespaces/shop/events".to_owned()));
+}
+
+fn ingress(ip: &str) -> Value {
+    json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+           "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
+}
+
+fn reasons(writes: &[Write]) -> Vec<(String, &'static str)> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event {
+                regarding, reason, ..
+            } => Some((regarding.name.clone().unwrap(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pool_edit_keeps_the_ip_and_reports_the_conflict_on_the_service_and_the_pool() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("shop", "web", ingress("203.0.113.200")));
+    let (mut core, _) = Core::start(None, &cluster).unwrap();
+
+    cluster.objects = Objects::default();
+    cluster
+        .objects
+        .push(pool("default", &["203.0.113.0/25"], None), None);
+    let outcome = core.config_changed(&cluster);
+    assert_eq!(outcome.config_errors, None);
+    assert!(
+        !outcome
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::Ingress { .. } | Write::PoolAnnotation { .. })),
+        "the IP stays: {:#?}",
+        outcome.writes
+    );
+    assert_eq!(
+        reasons(&outcome.writes),
+        [("web".to_owned(), "PoolConflict")]
+    );
+    let status = outcome
+        .writes
+        .iter()
+        .find_map(|w| match w {
+            Write::PoolStatus { status, .. } => Some(status.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(status.conflicts.len(), 1);
+    assert_eq!(status.conflicts[0].service, "shop/web");
+    assert_eq!(status.conflicts[0].ip, "203.0.113.200");
+    assert_eq!(
+        status.conflicts[0].reason,
+        "the IP is no longer in pool default"
+    );
+}
+
+#[test]
+fn an_invalid_configuration_is_reported_and_the_last_valid_one_stays() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    let (mut core, _) = Core::start(None, &cluster).unwrap();
+    cluster.objects = Objects::default();
+    cluster
+        .objects
+        .push(pool("default", &["203.0.113.0/33"], None), None);
+    let outcome = core.config_changed(&cluster);
+    let errors = outcome.config_errors.expect("reported");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("IPAddressPool") && e.contains("spec.addresses")),
+        "{errors:?}"
+    );
+    assert_eq!(outcome.writes, vec![]);
+    // The old pool still allocates.
+    cluster.put(service("shop", "web", json!({})));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
+    assert!(outcome.writes.contains(&Write::Ingress {
+        service: ServiceKey::new("shop", "web"),
+        ips: vec!["203.0.113.0".parse().unwrap()],
+    }));
+}
+
+#[test]
+fn deleting_a_service_frees_its_ip_for_one_that_was_waiting() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.5/32"], None));
+    cluster.put(service("a", "first", ingress("203.0.113.5")));
+    cluster.put(service("b", "second", json!({})));
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(
+        reasons(&outcome.writes),
+        [("second".to_owned(), "AllocationFailed")]
+    );
+
+    cluster.services.remove(&ServiceKey::new("a", "first"));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("a", "first"));
+    assert!(outcome.writes.contains(&Write::Ingress {
+        service: ServiceKey::new("b", "second"),
+        ips: vec!["203.0.113.5".parse().unwrap()],
+    }));
+    assert_eq!(
+        reasons(&outcome.writes),
+        [("second".to_owned(), "IPAllocated")]
+    );
+}
+
+#[test]
+fn on_takeover_the_first_holder_keeps_a_contested_ip_and_the_other_is_renumbered() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service("a", "one", ingress("203.0.113.9")));
+    cluster.put(service("b", "two", ingress("203.0.113.9")));
+    let (core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(
+        core.allocator().holders("203.0.113.9".parse().unwrap()),
+        [&ServiceKey::new("a", "one")]
+    );
+    assert!(outcome.writes.contains(&Write::Ingress {
+        service: ServiceKey::new("b", "two"),
+        ips: vec!["203.0.113.0".parse().unwrap()],
+    }));
+    assert!(!outcome
+        .writes
+        .iter()
+        .any(|w| w.service() == Some(ServiceKey::new("a", "one"))));
+    assert_eq!(
+        reasons(&outcome.writes),
+        [
+            ("two".to_owned(), "ClearAssignment"),
+            ("two".to_owned(), "IPAllocated")
+        ]
+    );
+}
+
+#[test]
+fn a_namespace_label_change_reconciles_its_services_against_namespace_selectors() {
+    let mut selective = pool("team-a", &["198.51.100.0/24"], None);
+    selective.spec.service_allocation = Some(
+        serde_json::from_value(
+            json!({"priority": 1, "namespaceSelectors": [{"matchLabels": {"team": "a"}}]}),
+        )
+        .unwrap(),
+    );
+    let mut cluster = FakeCluster::with_pool(selective);
+    cluster.put(service("shop", "web", json!({})));
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(
+        reasons(&outcome.writes),
+        [("web".to_owned(), "AllocationFailed")]
+    );
+
+    // Unrelated namespace: nothing. Same labels again: nothing.
+    assert_eq!(core.namespace_changed(&cluster, "other").writes, vec![]);
+    cluster
+        .namespaces
+        .insert("shop".into(), [("team".to_owned(), "a".to_owned())].into());
+    let outcome = core.namespace_changed(&cluster, "shop");
+    assert!(
+        outcome.writes.contains(&Write::Ingress {
+            service: ServiceKey::new("shop", "web"),
+            ips: vec!["198.51.100.0".parse().unwrap()],
+        }),
+        "{outcome:#?}"
+    );
+    assert_eq!(core.namespace_changed(&cluster, "shop").writes, vec![]);
+}
+
+#[test]
+fn metrics_show_pool_usage_under_metallb_compatible_names() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/30"], None));
+    cluster.put(service("shop", "web", json!({})));
+    let (core, _) = Core::start(None, &cluster).unwrap();
+    metrics.observe_allocator(core.allocator());
+    metrics.allocation_failed("NoAddress");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "ferrolb_allocator_addresses_total{pool=\"default\"} 4.0",
+        "ferrolb_allocator_addresses_in_use_total{pool=\"default\"} 1.0",
+        "ferrolb_allocator_allocation_failures_total{reason=\"NoAddress\"} 1",
+        "ferrolb_allocator_services 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+}

@@ -1,0 +1,107 @@
+//! `ferrolb controller`: the allocator against the API server (see `ferrolb_allocator::controller`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferrolb_allocator::controller::{self, LeaderElection, Metrics, Options};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::{logging, serve, usage_error};
+
+/// MetalLB's controller serves its metrics on 7472 too.
+const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:7472";
+
+pub fn run(args: &[String]) -> ExitCode {
+    let mut namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "ferrolb-system".into());
+    let mut class = None;
+    let mut metrics_addr = DEFAULT_METRICS_ADDR.to_owned();
+    let mut election = Some(LeaderElection::default());
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let parsed: Result<(), String> = match arg.as_str() {
+            "--namespace" => value("--namespace").map(|v| namespace = v),
+            "--class" => value("--class").map(|v| class = Some(v)),
+            "--metrics-addr" => value("--metrics-addr").map(|v| metrics_addr = v),
+            "--lease-name" => value("--lease-name").map(|v| {
+                if let Some(e) = &mut election {
+                    e.lease_name = v;
+                }
+            }),
+            "--no-leader-election" => {
+                election = None;
+                Ok(())
+            }
+            "--log-format" => value("--log-format").and_then(|v| {
+                json = match v.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => return Err(format!("--log-format takes text or json, not {other:?}")),
+                };
+                Ok(())
+            }),
+            other => Err(format!("controller takes no argument '{other}'")),
+        };
+        if let Err(message) = parsed {
+            return usage_error(&message);
+        }
+    }
+    let metrics_addr: SocketAddr = match metrics_addr.parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(&format!("--metrics-addr {metrics_addr:?}: {e}")),
+    };
+    logging::init(json);
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "ferrolb-controller".into());
+    let options = Options {
+        namespace,
+        class,
+        identity,
+        election,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolb: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve_controller(options, metrics_addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_controller(options: Options, metrics_addr: SocketAddr) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API server: {e}"))?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (metrics_addr, server) = serve::bind(metrics_addr, Arc::new(registry), ready_rx)
+        .await
+        .map_err(|e| format!("cannot listen on {metrics_addr}: {e}"))?;
+    let server = tokio::spawn(server);
+    tracing::info!(namespace = %options.namespace, identity = %options.identity, %metrics_addr,
+        leader_election = options.election.is_some(), "ferrolb controller starting");
+    let result = controller::run(client, options, metrics, ready_tx, crate::terminated()).await;
+    server.abort();
+    result.map_err(|e| format!("leader election failed: {e}"))
+}
