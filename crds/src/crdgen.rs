@@ -212,7 +212,9 @@ mod tests {
                 "assignedIPv4",
                 "assignedIPv6",
                 "availableIPv4",
-                "availableIPv6"
+                "availableIPv6",
+                // ferrolb's addition: IPs kept after a pool edit.
+                "conflicts"
             ]
         );
         for f in [
