@@ -3,11 +3,10 @@
 //! every decision stays in the pure core.
 
 use crate::{
-    ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, LabelSelector, LabelSelectorRequirement,
-    Labels, PoolConfig, Protocol, SelectorOperator, ServiceAllocation, ServicePort, ServiceView,
+    ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, Labels, PoolConfig, Protocol,
+    ServiceAllocation, ServicePort, ServiceView,
 };
 use ferrolb_crds::config::Pool;
-use ferrolb_crds::selector::{Operator, Selector};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use std::net::IpAddr;
 
@@ -20,29 +19,9 @@ pub fn pool_config(pool: &Pool) -> PoolConfig {
         allocation: pool.service_allocation.as_ref().map(|a| ServiceAllocation {
             priority: a.priority,
             namespaces: a.namespaces.clone(),
-            namespace_selectors: a.namespace_selectors.iter().map(label_selector).collect(),
-            service_selectors: a.service_selectors.iter().map(label_selector).collect(),
+            namespace_selectors: a.namespace_selectors.clone(),
+            service_selectors: a.service_selectors.clone(),
         }),
-    }
-}
-
-fn label_selector(s: &Selector) -> LabelSelector {
-    LabelSelector {
-        match_labels: s.match_labels.clone(),
-        match_expressions: s
-            .match_expressions
-            .iter()
-            .map(|r| LabelSelectorRequirement {
-                key: r.key.clone(),
-                operator: match r.operator {
-                    Operator::In => SelectorOperator::In,
-                    Operator::NotIn => SelectorOperator::NotIn,
-                    Operator::Exists => SelectorOperator::Exists,
-                    Operator::DoesNotExist => SelectorOperator::DoesNotExist,
-                },
-                values: r.values.iter().cloned().collect(),
-            })
-            .collect(),
     }
 }
 

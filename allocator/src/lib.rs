@@ -60,7 +60,9 @@ pub use error::{
 pub use ipnetwork::IpNetwork;
 pub use plan::{allocate_all, plan, Plan, Planned};
 pub use pool::{Denied, PoolConfig, ServiceAllocation};
-pub use selector::{LabelSelector, LabelSelectorRequirement, Labels, SelectorOperator};
+pub use selector::{
+    LabelSelector, Labels, Requirement as LabelSelectorRequirement, SelectorOperator,
+};
 pub use service::{
     ExternalTrafficPolicy, Ignored, IpFamily, IpFamilyPolicy, Protocol, ServiceKey, ServicePort,
     ServiceView,

@@ -1,80 +1,15 @@
-//! Kubernetes label selectors (`metav1.LabelSelector`) with the API server's matching rules.
-//!
-//! Pools select Services and namespaces with these. The validation layer rejects malformed selectors (an `In`
-//! without values, an `Exists` with values); here every selector is simply evaluated.
+//! Labels, and the label selectors pools use to pick Services and namespaces: the validated
+//! [`ferrolb_crds::selector::Selector`] (validation rejects an `In` without values or an `Exists` with
+//! values; here selectors are only evaluated, with the API server's rules).
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+pub use ferrolb_crds::selector::{
+    Operator as SelectorOperator, Requirement, Selector as LabelSelector,
+};
 
 /// Labels of an object: sorted, so that rendering them is canonical.
 pub type Labels = BTreeMap<String, String>;
-
-/// A label selector. The empty selector matches every object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelector {
-    /// Every `key: value` here must be present.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub match_labels: Labels,
-    /// Every requirement here must hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_expressions: Vec<LabelSelectorRequirement>,
-}
-
-/// One `matchExpressions` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabelSelectorRequirement {
-    pub key: String,
-    pub operator: SelectorOperator,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<String>,
-}
-
-/// The four operators of `matchExpressions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SelectorOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-impl LabelSelector {
-    /// Whether `labels` satisfy every `matchLabels` entry and every expression (an empty selector matches all).
-    pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|r| r.matches(labels))
-    }
-
-    /// A selector requiring exactly these labels (convenience for tests and callers).
-    pub fn labels<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self {
-            match_labels: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            match_expressions: Vec::new(),
-        }
-    }
-}
-
-impl LabelSelectorRequirement {
-    /// Kubernetes semantics: `NotIn` and `DoesNotExist` hold when the key is absent.
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(&self.key);
-        match self.operator {
-            SelectorOperator::In => value.is_some_and(|v| self.values.contains(v)),
-            SelectorOperator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
-            SelectorOperator::Exists => value.is_some(),
-            SelectorOperator::DoesNotExist => value.is_none(),
-        }
-    }
-}
 
 /// `labels.Set(m).String()` from apimachinery: `k1=v1,k2=v2` in key order. Used as the ETP=Local backend key.
 pub(crate) fn render_labels(labels: &Labels) -> String {
@@ -104,7 +39,7 @@ mod tests {
     fn expr(key: &str, operator: SelectorOperator, values: &[&str]) -> LabelSelector {
         LabelSelector {
             match_labels: Labels::new(),
-            match_expressions: vec![LabelSelectorRequirement {
+            match_expressions: vec![Requirement {
                 key: key.into(),
                 operator,
                 values: values.iter().map(|v| v.to_string()).collect(),

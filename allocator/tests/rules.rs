@@ -173,7 +173,7 @@ fn namespace_selectors_and_service_selectors() {
                     match_expressions: vec![LabelSelectorRequirement {
                         key: "tier".into(),
                         operator: SelectorOperator::In,
-                        values: vec!["front".into()],
+                        values: ["front".into()].into(),
                     }],
                     ..Default::default()
                 },

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::{Deserialize, Serialize};
 
 /// A selector operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Operator {
     /// The label is present with one of the values.
     In,
@@ -19,13 +20,14 @@ pub enum Operator {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requirement {
     /// The label key.
     pub key: String,
     /// The operator.
     pub operator: Operator,
     /// The values (empty for `Exists`/`DoesNotExist`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub values: BTreeSet<String>,
 }
 
@@ -42,12 +44,15 @@ impl Requirement {
     }
 }
 
-/// A validated label selector.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A validated label selector. Serialises with the Kubernetes field names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Selector {
     /// `matchLabels`: every pair must be present.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
     /// `matchExpressions`: every requirement must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<Requirement>,
 }
 
@@ -55,6 +60,19 @@ impl Selector {
     /// The selector matching everything (`{}`).
     pub fn everything() -> Self {
         Selector::default()
+    }
+
+    /// A selector requiring exactly these labels.
+    pub fn labels<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Selector {
+            match_labels: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            match_expressions: Vec::new(),
+        }
     }
 
     /// True for `{}`, which matches every label set.
