@@ -137,5 +137,9 @@ pub fn service_view_with(svc: &Service, namespace_labels: Labels) -> ServiceView
         },
         selector: spec.selector.clone().unwrap_or_default(),
         ingress_ips,
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_millisecond()),
     }
 }

@@ -56,8 +56,8 @@ fn result_as_object<S: Serializer>(
 /// `plan` entry point. Services outside the handled scope are left out of the result.
 ///
 /// Deterministic: existing assignments are imported first (Services with more ingress IPs first, then by
-/// namespace/name), then every Service is reconciled in namespace/name order, all releases before any
-/// allocation. The input order does not matter, and running again on the output (status = the result)
+/// namespace/name), then every Service is reconciled, oldest first (`creationTimestamp`, then
+/// namespace/name), all releases before any allocation. The input order does not matter, and running again on the output (status = the result)
 /// changes nothing. Service keys must be unique.
 pub fn allocate_all(
     pools: &[PoolConfig],
@@ -96,7 +96,7 @@ pub fn plan(
     })
 }
 
-/// The whole-state pass. `each` receives every Service's outcome once (successes in namespace/name order,
+/// The whole-state pass. `each` receives every Service's outcome once (successes in allocation order,
 /// then failures); the allocator is returned in its final state.
 fn run(
     pools: &[PoolConfig],
@@ -123,7 +123,13 @@ fn run(
         allocator.import(svc);
     }
 
-    order.sort_unstable_by(by_key);
+    // Allocation order: older Services first (creationTimestamp; those without one last), then by
+    // namespace/name. A new Service therefore never takes an address an older one would get.
+    order.sort_unstable_by(|a, b| {
+        (a.created.is_none(), a.created)
+            .cmp(&(b.created.is_none(), b.created))
+            .then_with(|| by_key(a, b))
+    });
     // Every release (settle) before any allocation (finish), so that one pass reaches a fixed point.
     let settled: Vec<Settled> = order.iter().map(|svc| allocator.settle(svc)).collect();
     let mut failed = Vec::new();

@@ -193,6 +193,11 @@ pub struct ServiceView {
     /// The IPs in `status.loadBalancer.ingress[].ip`: the assignment to keep across restarts.
     #[serde(rename = "ingressIPs")]
     pub ingress_ips: Vec<IpAddr>,
+    /// `metadata.creationTimestamp`, in milliseconds since the epoch. The whole-state allocation
+    /// ([`crate::allocate_all`]) serves older Services first, as a cluster's history would have, so that
+    /// adding a Service to a set of manifests never renumbers an older one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }
 
 impl ServiceView {

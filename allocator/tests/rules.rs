@@ -1208,6 +1208,37 @@ fn import_keeps_status_ips_outside_every_pool_and_names_the_pool_they_came_from(
 }
 
 #[test]
+fn allocate_all_serves_older_services_first_so_a_new_one_renumbers_nothing() {
+    let pools = vec![pool("blue", &["203.0.113.0/28"])];
+    let created = |mut s: ServiceView, ms: i64| {
+        s.created = Some(ms);
+        s
+    };
+    let web = created(svc("shop", "web"), 1_000);
+    let before = allocate_all(&pools, None, std::slice::from_ref(&web)).unwrap();
+    assert_eq!(
+        before[&web.key()].as_ref().unwrap().ips,
+        ips(&["203.0.113.0"])
+    );
+    // "db" sorts before "web" by name but was created later: web keeps its address.
+    let db = created(svc("shop", "db"), 2_000);
+    let after = allocate_all(&pools, None, &[db.clone(), web.clone()]).unwrap();
+    assert_eq!(
+        after[&web.key()].as_ref().unwrap().ips,
+        ips(&["203.0.113.0"])
+    );
+    assert_eq!(
+        after[&db.key()].as_ref().unwrap().ips,
+        ips(&["203.0.113.1"])
+    );
+    // Without timestamps the name decides, and Services with one come first.
+    let old = svc("shop", "aaa");
+    let all = allocate_all(&pools, None, &[old.clone(), db.clone(), web.clone()]).unwrap();
+    assert_eq!(all[&web.key()].as_ref().unwrap().ips, ips(&["203.0.113.0"]));
+    assert_eq!(all[&old.key()].as_ref().unwrap().ips, ips(&["203.0.113.2"]));
+}
+
+#[test]
 fn allocate_all_is_order_independent_and_idempotent() {
     let pools = vec![
         pool("blue", &["203.0.113.0/28"]),

@@ -11,7 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -106,6 +107,10 @@ pub struct Objects {
     pub namespaces: Vec<Namespace>,
     /// Secrets (for `BGPPeer.passwordSecret`).
     pub secrets: Vec<Secret>,
+    /// Nodes (standalone speakers: labels and conditions).
+    pub nodes: Vec<Node>,
+    /// EndpointSlices (standalone speakers: where a Service's endpoints run).
+    pub endpoint_slices: Vec<EndpointSlice>,
     /// Documents of other kinds, skipped.
     pub ignored: usize,
     sources: HashMap<(Kind, usize), Source>,
@@ -457,7 +462,18 @@ impl Loader {
                         self.objects.secrets.push(s);
                     }
                 }
+                "Node" => {
+                    if let Some(n) = self.load_core::<Node>(value, &header) {
+                        self.objects.nodes.push(n);
+                    }
+                }
                 _ => self.objects.ignored += 1,
+            }
+            return;
+        }
+        if group == "discovery.k8s.io" && version == "v1" && kind == "EndpointSlice" {
+            if let Some(e) = self.load_core::<EndpointSlice>(value, &header) {
+                self.objects.endpoint_slices.push(e);
             }
             return;
         }

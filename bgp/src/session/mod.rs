@@ -29,7 +29,7 @@ use tracing::Instrument;
 pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Everything about one peer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SessionConfig {
     pub peer_address: IpAddr,
     pub peer_port: u16,
