@@ -34,6 +34,7 @@
 pub mod bird;
 pub mod frr;
 pub mod gobgp;
+pub mod l2;
 pub mod mrt;
 pub mod netns;
 pub mod proc_stats;

@@ -8,7 +8,8 @@ use ferrolb_allocator::controller::{self, LeaderElection, Metrics, Options};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use crate::{logging, serve, usage_error};
+use crate::usage_error;
+use ferrolb_speaker::{logging, serve};
 
 /// MetalLB's controller serves its metrics on 7472 too.
 const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:7472";
@@ -101,7 +102,14 @@ async fn serve_controller(options: Options, metrics_addr: SocketAddr) -> Result<
     let server = tokio::spawn(server);
     tracing::info!(namespace = %options.namespace, identity = %options.identity, %metrics_addr,
         leader_election = options.election.is_some(), "ferrolb controller starting");
-    let result = controller::run(client, options, metrics, ready_tx, crate::terminated()).await;
+    let result = controller::run(
+        client,
+        options,
+        metrics,
+        ready_tx,
+        ferrolb_speaker::terminated(),
+    )
+    .await;
     server.abort();
     result.map_err(|e| format!("leader election failed: {e}"))
 }

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 use ferrolb_crds::{check, crdgen};
 
 mod controller;
-mod logging;
-mod serve;
 
 const USAGE: &str = "ferrolb — a bare-metal Kubernetes LoadBalancer
 
@@ -31,6 +29,12 @@ commands:
                               $POD_NAMESPACE or ferrolb-system), write Service status, events and
                               pool status while holding the Lease NAME (default ferrolb-controller);
                               /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:7472)
+  standalone --node-name NODE --manifests PATH [--manifests PATH]... [--class NAME]
+             [--metrics-addr ADDR] [--poll-ms N] [--log-format text|json]
+                              run the speaker without Kubernetes: read ferrolb.io objects,
+                              Services, EndpointSlices and Nodes from YAML files, allocate, and
+                              announce this node's share over BGP; follow every file change
+                              (an invalid edit is reported, the last good state stays)
   version                     print the version
   help                        print this text
 ";
@@ -50,17 +54,8 @@ fn main() -> ExitCode {
         Some("crds") => run_crds(&args[1..]),
         Some("plan") => run_plan(&args[1..]),
         Some("controller") => controller::run(&args[1..]),
+        Some("standalone") => ferrolb_speaker::standalone::cli(&args[1..]),
         Some(other) => usage_error(&format!("unknown command '{other}'")),
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -1,0 +1,85 @@
+//! From API objects to the engine's inputs. Conversions only.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_allocator::ServiceKey;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use super::{Endpoint, NodeInfo, ServiceInfo};
+
+/// The label EndpointSlices carry to name their Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A Service with the given IPs (from its status, or from the standalone allocation) and the endpoints of
+/// every EndpointSlice labelled with its name in its namespace.
+pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) -> ServiceInfo {
+    let spec = svc.spec.clone().unwrap_or_default();
+    ServiceInfo {
+        key: ServiceKey::new(
+            svc.metadata.namespace.as_deref().unwrap_or("default"),
+            svc.metadata.name.as_deref().unwrap_or_default(),
+        ),
+        ips,
+        local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        endpoints: slices
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .map(|e| {
+                let c = e.conditions.clone().unwrap_or_default();
+                Endpoint {
+                    node: e.node_name.clone(),
+                    ready: c.ready,
+                    serving: c.serving,
+                    terminating: c.terminating,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The IPs in `status.loadBalancer.ingress`.
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
+}
+
+/// EndpointSlices grouped by the Service they belong to.
+pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<ServiceKey, Vec<&EndpointSlice>> {
+    let mut out: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
+    for s in slices {
+        let Some(name) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+        out.entry(ServiceKey::new(ns, name)).or_default().push(s);
+    }
+    out
+}
+
+/// A Node's labels and its `NetworkUnavailable` condition.
+pub fn node_info(node: &Node) -> NodeInfo {
+    NodeInfo {
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        network_unavailable: node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"),
+    }
+}

@@ -1,0 +1,21 @@
+//! The per-node speaker (issue 4) and the pieces every long-running `ferrolb` command shares.
+//!
+//! One path for data: objects (API server or manifests) → [`decide`] (pure: what this node announces) →
+//! [`announce`] (BGP sessions, ARP/NDP responders: diff against what is announced, then the wire).
+
+pub mod announce;
+pub mod decide;
+pub mod logging;
+pub mod metrics;
+pub mod serve;
+pub mod standalone;
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
