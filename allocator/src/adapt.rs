@@ -103,15 +103,7 @@ pub fn service_view_with(svc: &Service, namespace_labels: Labels) -> ServiceView
                 .map(|port| ServicePort { protocol, port })
         })
         .collect();
-    let ingress_ips = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect();
+    let ingress_ips = ingress_ips(svc);
     ServiceView {
         namespace,
         name: meta.name.clone().unwrap_or_default(),
@@ -142,4 +134,17 @@ pub fn service_view_with(svc: &Service, namespace_labels: Labels) -> ServiceView
             .as_ref()
             .map(|t| t.0.as_millisecond()),
     }
+}
+
+/// The IPs in `status.loadBalancer.ingress[].ip` (entries without an IP, or with an unparsable one, are
+/// left out).
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
 }

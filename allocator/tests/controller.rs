@@ -102,85 +102,9 @@ impl Cluster for FakeCluster {
     }
 }
 
-// ----- the mock API server --------------------------------------------------------------------------
+// ----- the mock API server (ferrolb-kube-mock) ------------------------------------------------------
 
-/// One request the controller sent.
-#[derive(Debug, Clone)]
-struct Sent {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    content_type: Option<String>,
-    body: Value,
-}
-
-type Handle = mock::Handle<Request<Body>, Response<Body>>;
-
-fn mock_client() -> (Client, Handle) {
-    let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(svc, "default"), handle)
-}
-
-/// Answers every request as the API server would (200 with a plausible object), and returns all of them
-/// once the client is dropped. List requests get `lists[path]`; watch requests are held open.
-async fn api_server(mut handle: Handle, lists: BTreeMap<String, Value>) -> Vec<Sent> {
-    let mut sent = Vec::new();
-    let mut open_watches = Vec::new();
-    while let Some((request, respond)) = handle.next_request().await {
-        let (parts, body) = request.into_parts();
-        let bytes = body.collect_bytes().await.unwrap();
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        let path = parts.uri.path().to_owned();
-        let query: BTreeMap<String, String> = parts
-            .uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
-        if query.get("watch").map(String::as_str) == Some("true") {
-            open_watches.push(respond);
-            continue;
-        }
-        let reply = if parts.method == http::Method::GET {
-            lists
-                .get(&path)
-                .cloned()
-                .unwrap_or_else(|| panic!("unexpected GET {path}"))
-        } else if path.contains("/events") {
-            body.clone()
-        } else if path.contains("/ipaddresspools/") {
-            serde_json::to_value(pool("p", &[], None)).unwrap()
-        } else {
-            json!({"apiVersion": "v1", "kind": "Service", "metadata": {}})
-        };
-        sent.push(Sent {
-            method: parts.method.to_string(),
-            path,
-            query,
-            content_type: parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .map(|v| v.to_str().unwrap().to_owned()),
-            body,
-        });
-        respond.send_response(
-            Response::builder()
-                .status(200)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
-    }
-    sent
-}
+use ferrolb_kube_mock::Sent;
 
 fn leader(leads: bool) -> (watch::Sender<bool>, watch::Receiver<bool>) {
     watch::channel(leads)
@@ -188,8 +112,7 @@ fn leader(leads: bool) -> (watch::Sender<bool>, watch::Receiver<bool>) {
 
 /// Applies `writes` through a [`Writer`] on a mock client and returns every request sent.
 async fn write_through_mock(writes: Vec<Write>, leads: bool) -> Vec<Sent> {
-    let (client, handle) = mock_client();
-    let server = tokio::spawn(api_server(handle, BTreeMap::new()));
+    let (client, server) = ferrolb_kube_mock::start(BTreeMap::new());
     let (_tx, rx) = leader(leads);
     let writer = Writer::new(
         client,
@@ -204,10 +127,7 @@ async fn write_through_mock(writes: Vec<Write>, leads: bool) -> Vec<Sent> {
 }
 
 fn apply_query() -> BTreeMap<String, String> {
-    [("fieldManager", "ferrolb-controller"), ("force", "true")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    ferrolb_kube_mock::apply_query("ferrolb-controller")
 }
 
 // ----- tests ----------------------------------------------------------------------------------------
@@ -470,7 +390,8 @@ async fn a_replica_that_does_not_lead_writes_nothing() {
 /// then sends nothing else.
 #[tokio::test]
 async fn a_replica_that_finds_the_lease_held_writes_nothing() {
-    let (client, mut handle) = mock_client();
+    let (mock_service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock_service, "default");
     let lease_path =
         "/apis/coordination.k8s.io/v1/namespaces/ferrolb-system/leases/ferrolb-controller";
     let (done_tx, done_rx) = oneshot::channel::<()>();
@@ -533,8 +454,7 @@ async fn a_replica_that_finds_the_lease_held_writes_nothing() {
 /// and sees the allocation written; then the loop stops on shutdown.
 #[tokio::test]
 async fn the_controller_loop_lists_then_writes_the_allocation() {
-    let (client, handle) = mock_client();
-    let list = |api_version: &str, kind: &str, items: Vec<Value>| json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items});
+    let list = ferrolb_kube_mock::list;
     let empty = |api_version: &str, kind: &str| list(api_version, kind, vec![]);
     let own = |version: &str, plural: &str| {
         format!("/apis/ferrolb.io/{version}/namespaces/{NS}/{plural}")
@@ -577,7 +497,7 @@ async fn the_controller_loop_lists_then_writes_the_allocation() {
         lists.insert(own("v1beta1", plural), empty("ferrolb.io/v1beta1", kind));
     }
 
-    let server = tokio::spawn(api_server(handle, lists));
+    let (client, server) = ferrolb_kube_mock::start(lists);
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let options = Options {

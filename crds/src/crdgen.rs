@@ -79,12 +79,19 @@ pub fn crd_yaml(kind: Kind) -> String {
     format!("{HEADER}{body}")
 }
 
-/// Every CRD as `(file name, YAML)`.
+/// Every CRD as `(file name, YAML)`: the configuration kinds, then the speakers' `SpeakerState`.
 pub fn crd_files() -> Vec<(String, String)> {
-    Kind::ALL
+    let mut files: Vec<(String, String)> = Kind::ALL
         .into_iter()
         .map(|k| (file_name(k), crd_yaml(k)))
-        .collect()
+        .collect();
+    let state = serde_yaml::to_string(&crate::SpeakerState::crd())
+        .expect("a CustomResourceDefinition always serializes to YAML");
+    files.push((
+        format!("{GROUP}_speakerstates.yaml"),
+        format!("{HEADER}{state}"),
+    ));
+    files
 }
 
 /// Write every CRD into `dir` (created if missing); returns the paths written.
@@ -447,13 +454,12 @@ mod tests {
     fn write_then_compare() {
         let dir = std::env::temp_dir().join(format!("ferrolb-crdgen-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(
-            stale_crds(&dir).len(),
-            Kind::ALL.len(),
-            "nothing written yet"
-        );
+        // The configuration kinds plus SpeakerState.
+        let all = Kind::ALL.len() + 1;
+        assert_eq!(stale_crds(&dir).len(), all, "nothing written yet");
         let written = write_crds(&dir).unwrap();
-        assert_eq!(written.len(), Kind::ALL.len());
+        assert_eq!(written.len(), all);
+        assert!(dir.join("ferrolb.io_speakerstates.yaml").exists());
         assert!(stale_crds(&dir).is_empty());
         std::fs::write(dir.join(file_name(Kind::BGPPeer)), "edited").unwrap();
         assert_eq!(stale_crds(&dir), vec![dir.join("ferrolb.io_bgppeers.yaml")]);

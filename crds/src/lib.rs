@@ -33,6 +33,7 @@ pub mod ipaddresspool;
 pub mod l2advertisement;
 pub mod manifest;
 pub mod selector;
+pub mod speakerstate;
 pub mod validate;
 
 use std::fmt;
@@ -48,6 +49,9 @@ pub use ipaddresspool::{
 };
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use manifest::{load_paths, load_str, LoadError, Objects, Source};
+pub use speakerstate::{
+    AnnouncedIp, PeerSessionStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
+};
 pub use validate::{validate, ConfigError};
 
 /// The API group of every ferrolb kind.

@@ -4,9 +4,12 @@
 //! [`announce`] (BGP sessions, ARP/NDP responders: diff against what is announced, then the wire).
 
 pub mod announce;
+pub mod cluster;
 pub mod decide;
 pub mod logging;
+pub mod membership;
 pub mod metrics;
+pub mod pipeline;
 pub mod serve;
 pub mod standalone;
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use ferrolb_crds::{check, crdgen};
 
 mod controller;
+mod speaker_cmd;
 
 const USAGE: &str = "ferrolb — a bare-metal Kubernetes LoadBalancer
 
@@ -29,12 +30,23 @@ commands:
                               $POD_NAMESPACE or ferrolb-system), write Service status, events and
                               pool status while holding the Lease NAME (default ferrolb-controller);
                               /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:7472)
+  speaker [--node-name NODE] [--namespace NS] [--speaker-pods SELECTOR] [--metrics-addr ADDR]
+          [--memberlist-secret-file PATH [--memberlist-port N] [--pod-ip IP]] [--log-format text|json]
+                              run the per-node speaker against the Kubernetes API server: announce
+                              this node's share of the Service IPs (BGP, layer 2), report it in the
+                              SpeakerState named after the node and in events on the Services;
+                              NODE defaults to $NODE_NAME, NS to $POD_NAMESPACE or ferrolb-system;
+                              with a memberlist secret, speakers (the pods matching SELECTOR) track
+                              each other's liveness over UDP port N (default 7946) for layer 2
   standalone --node-name NODE --manifests PATH [--manifests PATH]... [--class NAME]
              [--metrics-addr ADDR] [--poll-ms N] [--log-format text|json]
+             [--memberlist-bind ADDR:PORT --memberlist-secret-file PATH [--memberlist-peer ADDR:PORT]...]
                               run the speaker without Kubernetes: read ferrolb.io objects,
                               Services, EndpointSlices and Nodes from YAML files, allocate, and
                               announce this node's share over BGP; follow every file change
-                              (an invalid edit is reported, the last good state stays)
+                              (an invalid edit is reported, the last good state stays); with a
+                              memberlist, speakers track each other's liveness (layer-2 failover);
+                              peers default to every Node manifest's InternalIP
   version                     print the version
   help                        print this text
 ";
@@ -55,6 +67,7 @@ fn main() -> ExitCode {
         Some("plan") => run_plan(&args[1..]),
         Some("controller") => controller::run(&args[1..]),
         Some("standalone") => ferrolb_speaker::standalone::cli(&args[1..]),
+        Some("speaker") => speaker_cmd::run(&args[1..]),
         Some(other) => usage_error(&format!("unknown command '{other}'")),
     }
 }

@@ -71,7 +71,7 @@ impl Metrics {
         );
         r.register(
             "speaker_announce_latency_seconds",
-            "From an object change (the manifest's modification time) to the announcement handed to the wire",
+            "From an object change (watch event, or the manifest's modification time) to the new announcement handed to the sessions (bgp) or the responders, which send their gratuitous ARP/NA at once (layer2)",
             m.latency.clone(),
         );
         r.register(
@@ -120,6 +120,52 @@ impl Metrics {
                 protocol: protocol.into(),
             })
             .observe(seconds);
+    }
+
+    /// After a new plan is applied: the latency per protocol whose part changed, the announced IPs, and
+    /// the sessions to report.
+    pub fn applied(
+        &self,
+        node: &str,
+        before: Option<&crate::pipeline::Announcements>,
+        after: &crate::pipeline::Announcements,
+        since_change: Option<f64>,
+        sessions: BTreeMap<String, watch::Receiver<PeerStatus>>,
+    ) {
+        if let Some(seconds) = since_change {
+            if before.map(|b| &b.bgp) != Some(&after.bgp) {
+                self.latency("bgp", seconds);
+            }
+            if before.map(|b| &b.desired.l2) != Some(&after.desired.l2) {
+                self.latency("layer2", seconds);
+            }
+        }
+        *self.sessions.lock().expect("session status lock") = sessions;
+        self.announced(node, &after.desired);
+    }
+
+    /// Metrics registered in a fresh registry, and the `/metrics` `/healthz` `/readyz` server on `addr`
+    /// if given (bound now, so that a port in use fails at start).
+    pub async fn serve(
+        addr: Option<std::net::SocketAddr>,
+        ready: watch::Receiver<bool>,
+    ) -> Result<
+        (
+            Metrics,
+            Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+        ),
+        String,
+    > {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let Some(addr) = addr else {
+            return Ok((metrics, None));
+        };
+        let (addr, server) = crate::serve::bind(addr, Arc::new(registry), ready)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+        Ok((metrics, Some(tokio::spawn(server))))
     }
 
     pub fn config(&self, loaded: bool, stale: bool) {

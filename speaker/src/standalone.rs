@@ -3,10 +3,9 @@
 //! allocation is the allocator's whole-state `allocate_all`, so independent speakers reading the same
 //! files agree on every IP. An invalid edit is reported and the last good state keeps being announced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ferrolb_allocator::adapt::{pool_config, service_view};
@@ -14,13 +13,13 @@ use ferrolb_allocator::{allocate_all, ServiceKey};
 use ferrolb_crds::manifest::Objects;
 use tokio::sync::watch;
 
-use crate::announce::bgp::{session_config, BgpAnnouncer, BgpDesired, NodeIdentity, PeerSession};
-use crate::announce::l2::{L2Announcer, L2Options};
-use crate::announce::{Announcer, ItemError};
+use crate::announce::bgp::NodeIdentity;
+use crate::announce::Announcers;
 use crate::decide::adapt::{node_info, service_info, slices_by_service};
-use crate::decide::{decide, Desired, Inputs, NodeInfo, ServiceInfo};
+use crate::decide::{NodeInfo, ServiceInfo};
+use crate::membership::{Membership, MembershipOptions};
 use crate::metrics::Metrics;
-use ferrolb_crds::selector::any_matches;
+use crate::pipeline::{announcements, Announcements};
 
 /// How the standalone speaker runs.
 #[derive(Debug, Clone)]
@@ -37,6 +36,21 @@ pub struct Options {
     pub addresses: Vec<std::net::IpAddr>,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: Option<SocketAddr>,
+    /// Speaker liveness by SWIM membership (`None`: every node counts as alive).
+    pub memberlist: Option<MemberlistOptions>,
+}
+
+/// Standalone membership: layer-2 ownership is elected among the speakers alive per the memberlist.
+#[derive(Debug, Clone)]
+pub struct MemberlistOptions {
+    /// UDP address to listen on. With an unspecified IP, this node's `InternalIP` from its Node
+    /// manifest is the address the others reach it at.
+    pub bind: SocketAddr,
+    /// Members to join; empty: every Node manifest's `InternalIP` addresses at the bind port (followed
+    /// as the manifests change).
+    pub peers: Vec<SocketAddr>,
+    /// File holding the shared secret (surrounding whitespace, such as a final newline, is ignored).
+    pub secret_file: PathBuf,
 }
 
 /// `ferrolb standalone …`: parses the arguments, then [`run`]s until SIGTERM. Exit status 2 on a usage
@@ -44,7 +58,7 @@ pub struct Options {
 pub fn cli(args: &[String]) -> std::process::ExitCode {
     use std::process::ExitCode;
     let usage = |m: &str| {
-        eprintln!("ferrolb standalone: {m}\nusage: ferrolb standalone --node-name NODE --manifests PATH [--manifests PATH]... [--class NAME] [--metrics-addr ADDR] [--poll-ms N] [--log-format text|json]");
+        eprintln!("ferrolb standalone: {m}\nusage: ferrolb standalone --node-name NODE --manifests PATH [--manifests PATH]... [--class NAME] [--metrics-addr ADDR] [--poll-ms N] [--log-format text|json] [--memberlist-bind ADDR:PORT --memberlist-secret-file PATH [--memberlist-peer ADDR:PORT]...]");
         ExitCode::from(2)
     };
     let mut options = Options {
@@ -54,7 +68,11 @@ pub fn cli(args: &[String]) -> std::process::ExitCode {
         poll: Duration::from_millis(50),
         addresses: Vec::new(),
         metrics_addr: None,
+        memberlist: None,
     };
+    let mut memberlist_bind: Option<SocketAddr> = None;
+    let mut memberlist_peers: Vec<SocketAddr> = Vec::new();
+    let mut memberlist_secret: Option<PathBuf> = None;
     let mut json = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -73,6 +91,15 @@ pub fn cli(args: &[String]) -> std::process::ExitCode {
                 Ok(ms) if ms > 0 => options.poll = Duration::from_millis(ms),
                 _ => return usage(&format!("--poll-ms {value:?} is not a positive number")),
             },
+            "--memberlist-bind" => match value.parse() {
+                Ok(a) => memberlist_bind = Some(a),
+                Err(e) => return usage(&format!("--memberlist-bind {value:?}: {e}")),
+            },
+            "--memberlist-peer" => match value.parse() {
+                Ok(a) => memberlist_peers.push(a),
+                Err(e) => return usage(&format!("--memberlist-peer {value:?}: {e}")),
+            },
+            "--memberlist-secret-file" => memberlist_secret = Some(PathBuf::from(value)),
             "--log-format" => match value.as_str() {
                 "json" => json = true,
                 "text" => json = false,
@@ -86,6 +113,21 @@ pub fn cli(args: &[String]) -> std::process::ExitCode {
     }
     if options.manifests.is_empty() {
         return usage("--manifests is required");
+    }
+    match (memberlist_bind, memberlist_secret) {
+        (Some(bind), Some(secret_file)) => {
+            options.memberlist = Some(MemberlistOptions {
+                bind,
+                peers: memberlist_peers,
+                secret_file,
+            })
+        }
+        (Some(_), None) => return usage("--memberlist-bind needs --memberlist-secret-file"),
+        (None, Some(_)) => return usage("--memberlist-secret-file needs --memberlist-bind"),
+        (None, None) if !memberlist_peers.is_empty() => {
+            return usage("--memberlist-peer needs --memberlist-bind")
+        }
+        (None, None) => {}
     }
     crate::logging::init(json);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -109,10 +151,7 @@ pub fn cli(args: &[String]) -> std::process::ExitCode {
 pub struct NodePlan {
     /// Every Service's IPs (whatever this node announces).
     pub assignments: BTreeMap<ServiceKey, Vec<IpAddr>>,
-    pub desired: Desired,
-    pub bgp: BgpDesired,
-    /// Peers selected for this node that cannot run, and why.
-    pub peer_errors: Vec<ItemError>,
+    pub announcements: Announcements,
 }
 
 /// From one reading of the manifests to this node's plan; every problem if the objects are invalid.
@@ -120,6 +159,16 @@ pub fn plan_node(
     objects: &Objects,
     node: &NodeIdentity,
     class: Option<&str>,
+) -> Result<NodePlan, Vec<String>> {
+    plan_node_live(objects, node, class, None)
+}
+
+/// [`plan_node`] with the speakers alive per the memberlist (`None`: every node counts as alive).
+pub fn plan_node_live(
+    objects: &Objects,
+    node: &NodeIdentity,
+    class: Option<&str>,
+    live: Option<&BTreeSet<String>>,
 ) -> Result<NodePlan, Vec<String>> {
     let config = ferrolb_crds::validate(objects)
         .map_err(|errors| errors.iter().map(|e| e.line()).collect::<Vec<_>>())?;
@@ -147,44 +196,14 @@ pub fn plan_node(
         .iter()
         .filter_map(|n| Some((n.metadata.name.clone()?, node_info(n))))
         .collect();
-    let desired = decide(&Inputs {
-        node: &node.name,
-        config: &config,
-        services: &services,
-        nodes: &nodes,
-        live: None,
-    });
-    let node_labels = nodes
-        .get(&node.name)
-        .map(|n| n.labels.clone())
-        .unwrap_or_default();
-    let mut bgp = BgpDesired::new();
-    let mut peer_errors = Vec::new();
-    for peer in config
-        .peers
-        .iter()
-        .filter(|p| any_matches(&p.node_selectors, &node_labels))
-    {
-        match session_config(peer, node) {
-            Ok(config) => {
-                let routes = desired.bgp.get(&peer.name).cloned().unwrap_or_default();
-                bgp.insert(peer.name.clone(), PeerSession { config, routes });
-            }
-            Err(problem) => peer_errors.push(ItemError {
-                item: format!("peer {}", peer.name),
-                problem,
-            }),
-        }
-    }
+    let announcements = announcements(&config, &services, &nodes, live, node);
     let assignments = assignments
         .into_iter()
         .filter_map(|(k, r)| Some((k, r.ok()?.ips)))
         .collect();
     Ok(NodePlan {
         assignments,
-        desired,
-        bgp,
-        peer_errors,
+        announcements,
     })
 }
 
@@ -202,41 +221,60 @@ pub async fn run(
         },
     };
     let (ready_tx, ready_rx) = watch::channel(false);
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::register(&mut registry);
-    let server = match options.metrics_addr {
-        Some(addr) => {
-            let (addr, server) = crate::serve::bind(addr, Arc::new(registry), ready_rx)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(server))
-        }
+    let (metrics, server) = Metrics::serve(options.metrics_addr, ready_rx).await?;
+    let mut announcers = Announcers::new();
+    let membership = match &options.memberlist {
+        Some(m) => Some(start_membership(&options.node_name, &options.manifests, m).await?),
         None => None,
     };
-    let mut bgp = BgpAnnouncer::new();
-    // Layer 2 needs raw sockets (CAP_NET_RAW); without them BGP still works and L2 items are reported.
-    let mut l2 = match L2Announcer::new(L2Options::default()) {
-        Ok(l2) => Some(l2),
-        Err(e) => {
-            tracing::warn!(error = %e, "layer 2 unavailable (needs CAP_NET_RAW); BGP only");
-            None
-        }
-    };
+    let mut live_rx = membership.as_ref().map(Membership::live);
+    let mut live_woke = false;
+    // The objects of the last valid reading: re-planned when the live speakers change.
+    let mut valid_objects: Option<Objects> = None;
     let mut seen: Option<Fingerprint> = None;
     let mut current: Option<NodePlan> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let fingerprint = fingerprint(&options.manifests);
-        if seen.as_ref() != Some(&fingerprint) {
+        let mut next: Option<(PlanResult, Option<SystemTime>)> = None;
+        // A change may arrive while the poll timer wins the select: ask the channel too.
+        let live_changed = std::mem::take(&mut live_woke)
+            || live_rx
+                .as_ref()
+                .is_some_and(|rx| rx.has_changed().unwrap_or(false));
+        let file_changed = seen.as_ref() != Some(&fingerprint);
+        // Marked seen only when a plan is made with it.
+        let live = if file_changed || live_changed {
+            live_rx.as_mut().map(|rx| rx.borrow_and_update().clone())
+        } else {
+            None
+        };
+        if file_changed {
             let changed_at = newest(&fingerprint);
             seen = Some(fingerprint);
             let (objects, load_errors) = ferrolb_crds::load_paths(&options.manifests);
+            if let (Some(m), Some(config)) = (&membership, &options.memberlist) {
+                if config.peers.is_empty() {
+                    m.set_seeds(node_peers(&objects, config.bind.port()));
+                }
+            }
             let plan = if load_errors.is_empty() {
-                plan_node(&objects, &identity, options.class.as_deref())
+                plan_node_live(&objects, &identity, options.class.as_deref(), live.as_ref())
             } else {
                 Err(load_errors.iter().map(ToString::to_string).collect())
             };
+            if plan.is_ok() {
+                valid_objects = Some(objects);
+            }
+            next = Some((plan, changed_at));
+        } else if live_changed {
+            if let Some(objects) = &valid_objects {
+                let plan =
+                    plan_node_live(objects, &identity, options.class.as_deref(), live.as_ref());
+                next = Some((plan, Some(SystemTime::now())));
+            }
+        }
+        if let Some((plan, changed_at)) = next {
             match plan {
                 Err(problems) => {
                     metrics.config(current.is_some(), true);
@@ -250,41 +288,22 @@ pub async fn run(
                     if let Some(previous) = &current {
                         warn_moves(previous, &plan);
                     }
-                    for e in &plan.peer_errors {
-                        tracing::error!(%e, "peer not started");
-                    }
-                    let mut errors = bgp.apply(&plan.bgp).await;
-                    match &mut l2 {
-                        Some(l2) => errors.extend(l2.apply(&plan.desired.l2).await),
-                        None => {
-                            errors.extend(
-                                plan.desired.l2.keys().map(|ip| ItemError {
-                                    item: format!("ip {ip}"),
-                                    problem:
-                                        "layer 2 is unavailable on this node (needs CAP_NET_RAW)"
-                                            .into(),
-                                }),
-                            )
-                        }
-                    }
-                    for e in &errors {
+                    for e in announcers.apply(&plan.announcements).await {
                         tracing::error!(%e, "announcement failed");
                     }
-                    if let Some(at) = changed_at {
-                        let age = SystemTime::now()
+                    let since_change = changed_at.map(|at| {
+                        SystemTime::now()
                             .duration_since(at)
                             .unwrap_or_default()
-                            .as_secs_f64();
-                        if current.as_ref().map(|c| &c.bgp) != Some(&plan.bgp) {
-                            metrics.latency("bgp", age);
-                        }
-                        if current.as_ref().map(|c| &c.desired.l2) != Some(&plan.desired.l2) {
-                            metrics.latency("layer2", age);
-                        }
-                    }
-                    *metrics.sessions().lock().expect("session status lock") =
-                        bgp.status_receivers();
-                    metrics.announced(&identity.name, &plan.desired);
+                            .as_secs_f64()
+                    });
+                    metrics.applied(
+                        &identity.name,
+                        current.as_ref().map(|c| &c.announcements),
+                        &plan.announcements,
+                        since_change,
+                        announcers.bgp.status_receivers(),
+                    );
                     log_plan(&plan);
                     current = Some(plan);
                     ready_tx.send_replace(true);
@@ -294,17 +313,120 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(options.poll) => {}
+            _ = changed(&mut live_rx) => live_woke = true,
         }
     }
-    tracing::info!("shutting down: withdrawing everything");
-    match l2 {
-        Some(l2) => futures::join!(bgp.shutdown(), l2.shutdown()).0,
-        None => bgp.shutdown().await,
+    if let Some(m) = membership {
+        // Say goodbye first: the others take over this node's layer-2 IPs at once.
+        tracing::info!("leaving the memberlist");
+        m.leave().await;
     }
+    tracing::info!("shutting down: withdrawing everything");
+    announcers.shutdown().await;
     if let Some(server) = server {
         server.abort();
     }
     Ok(())
+}
+
+/// One planning: the plan, or every problem of the manifests.
+type PlanResult = Result<NodePlan, Vec<String>>;
+
+/// Resolves when the live set changes (never without a membership, or once it has stopped).
+async fn changed(live: &mut Option<watch::Receiver<BTreeSet<String>>>) {
+    match live {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *live = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Every Node manifest's `InternalIP` addresses, at `port`.
+fn node_peers(objects: &Objects, port: u16) -> Vec<SocketAddr> {
+    let mut peers: Vec<SocketAddr> = objects
+        .nodes
+        .iter()
+        .flat_map(internal_ips)
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    peers.sort();
+    peers.dedup();
+    peers
+}
+
+fn internal_ips(node: &k8s_openapi::api::core::v1::Node) -> Vec<IpAddr> {
+    node.status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+/// Reads the secret, starts the membership and waits briefly for it to find the others, so that a
+/// starting speaker does not first claim every layer-2 IP as if it were alone.
+async fn start_membership(
+    node_name: &str,
+    manifests: &[PathBuf],
+    config: &MemberlistOptions,
+) -> Result<Membership, String> {
+    let secret = std::fs::read(&config.secret_file).map_err(|e| {
+        format!(
+            "cannot read the memberlist secret {}: {e}",
+            config.secret_file.display()
+        )
+    })?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(format!(
+            "the memberlist secret {} is empty",
+            config.secret_file.display()
+        ));
+    }
+    let (objects, _) = ferrolb_crds::load_paths(manifests);
+    let mut membership = MembershipOptions::new(node_name, config.bind, secret);
+    membership.seeds = if config.peers.is_empty() {
+        node_peers(&objects, config.bind.port())
+    } else {
+        config.peers.clone()
+    };
+    if config.bind.ip().is_unspecified() {
+        let own = objects
+            .nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(node_name))
+            .map(internal_ips)
+            .unwrap_or_default();
+        let ip = own
+            .iter()
+            .find(|ip| ip.is_ipv4() == config.bind.is_ipv4())
+            .or(own.first())
+            .ok_or_else(|| {
+                format!(
+                    "--memberlist-bind {} has no specific IP and the Node manifest of {node_name} has no InternalIP to advertise",
+                    config.bind
+                )
+            })?;
+        membership.advertise = Some(SocketAddr::new(*ip, config.bind.port()));
+    }
+    let own = membership.advertise.unwrap_or(config.bind);
+    let others = membership.seeds.iter().filter(|s| **s != own).count();
+    let membership = Membership::start(membership)
+        .await
+        .map_err(|e| format!("memberlist on {}: {e}", config.bind))?;
+    if others > 0 {
+        let mut live = membership.live();
+        let joined =
+            tokio::time::timeout(Duration::from_millis(1500), live.wait_for(|l| l.len() > 1)).await;
+        if joined.is_err() {
+            tracing::info!("no other speaker answered yet; starting alone");
+        }
+    }
+    Ok(membership)
 }
 
 /// The whole-state allocation serves older Services first, so adding a Service never renumbers another;
@@ -325,10 +447,10 @@ fn warn_moves(previous: &NodePlan, plan: &NodePlan) {
 }
 
 fn log_plan(plan: &NodePlan) {
-    for a in &plan.desired.announced {
+    for a in &plan.announcements.desired.announced {
         tracing::info!(service = %a.service, ip = %a.ip, via = ?a.via, "announcing");
     }
-    for n in &plan.desired.not_announced {
+    for n in &plan.announcements.desired.not_announced {
         tracing::info!(service = %n.service, ip = %n.ip, reason = %n.reason, "not announcing");
     }
 }

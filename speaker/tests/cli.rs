@@ -174,6 +174,7 @@ fn crds_writes_one_file_per_kind_and_checks_them() {
             "ferrolb.io_communities.yaml",
             "ferrolb.io_ipaddresspools.yaml",
             "ferrolb.io_l2advertisements.yaml",
+            "ferrolb.io_speakerstates.yaml",
         ]
     );
     assert_eq!(

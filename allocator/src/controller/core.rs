@@ -14,7 +14,7 @@ use ferrolb_crds::manifest::Objects;
 use ferrolb_crds::{validate, IPAddressPoolStatus, PoolConflictStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 
-use crate::adapt::{pool_config, service_view_with};
+use crate::adapt::{ingress_ips, pool_config, service_view_with};
 use crate::annotations::IP_ALLOCATED_FROM_POOL;
 use crate::{AllocEvent, Allocator, Ignored, Imported, Labels, Reconciled, ServiceKey};
 
@@ -489,17 +489,6 @@ fn ingress_matches(svc: &Service, ips: &[IpAddr]) -> bool {
             .iter()
             .zip(ips)
             .all(|(i, ip)| i.ip.as_deref().and_then(|s| s.parse().ok()) == Some(*ip))
-}
-
-fn ingress_ips(svc: &Service) -> Vec<String> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.clone())
-        .collect()
 }
 
 pub(crate) fn key_of(svc: &Service) -> ServiceKey {

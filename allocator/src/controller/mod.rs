@@ -9,7 +9,7 @@
 mod core;
 mod leader;
 mod metrics;
-mod watch;
+pub mod watch;
 mod writer;
 
 use std::collections::BTreeSet;

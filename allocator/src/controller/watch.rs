@@ -62,42 +62,31 @@ pub struct Stores {
 
 /// Starts nothing by itself: the returned stream drives every watch as it is polled.
 pub fn start(client: Client, namespace: &str) -> (Stores, BoxStream<'static, Change>) {
-    let (services, s1) = reflect(Api::<Service>::all(client.clone()), "Service", |s| {
+    let (services, s1) = watch(Api::<Service>::all(client.clone()), "Service", |s| {
         Change::Service(key_of(s))
     });
-    let (namespaces, s2) = reflect(Api::<Namespace>::all(client.clone()), "Namespace", |n| {
+    let (namespaces, s2) = watch(Api::<Namespace>::all(client.clone()), "Namespace", |n| {
         Change::Namespace(n.name_any())
     });
-    let (pools, s3) = reflect(
-        Api::namespaced(client.clone(), namespace),
+    let c = &client;
+    let (pools, s3) = watch(
+        Api::namespaced(c.clone(), namespace),
         "IPAddressPool",
         config,
     );
-    let (peers, s4) = reflect(
-        Api::namespaced(client.clone(), namespace),
-        "BGPPeer",
-        config,
-    );
-    let (bgp_advertisements, s5) = reflect(
-        Api::namespaced(client.clone(), namespace),
+    let (peers, s4) = watch(Api::namespaced(c.clone(), namespace), "BGPPeer", config);
+    let (bgp_advertisements, s5) = watch(
+        Api::namespaced(c.clone(), namespace),
         "BGPAdvertisement",
         config,
     );
-    let (l2_advertisements, s6) = reflect(
-        Api::namespaced(client.clone(), namespace),
+    let (l2_advertisements, s6) = watch(
+        Api::namespaced(c.clone(), namespace),
         "L2Advertisement",
         config,
     );
-    let (communities, s7) = reflect(
-        Api::namespaced(client.clone(), namespace),
-        "Community",
-        config,
-    );
-    let (bfd_profiles, s8) = reflect(
-        Api::namespaced(client.clone(), namespace),
-        "BFDProfile",
-        config,
-    );
+    let (communities, s7) = watch(Api::namespaced(c.clone(), namespace), "Community", config);
+    let (bfd_profiles, s8) = watch(Api::namespaced(c.clone(), namespace), "BFDProfile", config);
     let stores = Stores {
         services,
         namespaces,
@@ -116,9 +105,7 @@ fn config<K>(_: &K) -> Change {
     Change::Config
 }
 
-/// A reflector for one kind. Managed fields are dropped before storing: they are most of an object's size
-/// and never read.
-fn reflect<K>(
+fn watch<K>(
     api: Api<K>,
     source: &'static str,
     change: fn(&K) -> Change,
@@ -127,15 +114,39 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
+    reflect(
+        api,
+        watcher::Config::default(),
+        change,
+        Change::Synced(source),
+        source,
+    )
+}
+
+/// A reflector for one kind: its store, and a stream saying for each event what changed (`change`) or that
+/// the kind is fully listed (`synced`). Managed fields are dropped before storing: they are most of an
+/// object's size and never read. Shared with the speaker's watches.
+pub fn reflect<K, C>(
+    api: Api<K>,
+    config: watcher::Config,
+    change: impl Fn(&K) -> C + Send + 'static,
+    synced: C,
+    source: &'static str,
+) -> (Store<K>, BoxStream<'static, C>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+    C: Clone + Send + 'static,
+{
     let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, config)
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
         .filter_map(move |event| {
             futures::future::ready(match event {
                 Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::Delete(o)) => Some(change(&o)),
-                Ok(watcher::Event::InitDone) => Some(Change::Synced(source)),
+                Ok(watcher::Event::InitDone) => Some(synced.clone()),
                 Ok(watcher::Event::Init) | Ok(watcher::Event::InitApply(_)) => None,
                 Err(error) => {
                     tracing::warn!(kind = source, %error, "watch failed; retrying");
@@ -147,12 +158,32 @@ where
     (store, stream)
 }
 
-fn all<K>(store: &Store<K>) -> impl Iterator<Item = K> + '_
+/// Every object of a store, cloned.
+pub fn all<K>(store: &Store<K>) -> impl Iterator<Item = K> + '_
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
     store.state().into_iter().map(|o| (*o).clone())
+}
+
+/// The ferrolb configuration objects of these stores, as `ferrolb_crds::validate` takes them.
+pub fn config_objects(
+    pools: &Store<IPAddressPool>,
+    peers: &Store<BGPPeer>,
+    bgp_advertisements: &Store<BGPAdvertisement>,
+    l2_advertisements: &Store<L2Advertisement>,
+    communities: &Store<Community>,
+    bfd_profiles: &Store<BFDProfile>,
+) -> Objects {
+    let mut objects = Objects::default();
+    all(pools).for_each(|o| objects.push(o, None));
+    all(peers).for_each(|o| objects.push(o, None));
+    all(bgp_advertisements).for_each(|o| objects.push(o, None));
+    all(l2_advertisements).for_each(|o| objects.push(o, None));
+    all(communities).for_each(|o| objects.push(o, None));
+    all(bfd_profiles).for_each(|o| objects.push(o, None));
+    objects
 }
 
 impl Cluster for Stores {
@@ -173,13 +204,13 @@ impl Cluster for Stores {
     }
 
     fn config_objects(&self) -> Objects {
-        let mut objects = Objects::default();
-        all(&self.pools).for_each(|o| objects.push(o, None));
-        all(&self.peers).for_each(|o| objects.push(o, None));
-        all(&self.bgp_advertisements).for_each(|o| objects.push(o, None));
-        all(&self.l2_advertisements).for_each(|o| objects.push(o, None));
-        all(&self.communities).for_each(|o| objects.push(o, None));
-        all(&self.bfd_profiles).for_each(|o| objects.push(o, None));
-        objects
+        config_objects(
+            &self.pools,
+            &self.peers,
+            &self.bgp_advertisements,
+            &self.l2_advertisements,
+            &self.communities,
+            &self.bfd_profiles,
+        )
     }
 }

@@ -138,7 +138,8 @@ impl From<ReceivedCounts> for ReceivedSummary {
 }
 
 impl PeerStatus {
-    pub(super) fn new(cfg: &SessionConfig) -> Self {
+    /// The status of a session that has not started yet (Idle, nothing counted).
+    pub fn new(cfg: &SessionConfig) -> Self {
         PeerStatus {
             peer: cfg.peer_address,
             peer_port: cfg.peer_port,

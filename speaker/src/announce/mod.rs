@@ -35,3 +35,58 @@ pub trait Announcer {
     /// Stops announcing everything (process exit).
     async fn shutdown(self);
 }
+
+/// Both backends of a node, applied together from one decision.
+pub struct Announcers {
+    pub bgp: bgp::BgpAnnouncer,
+    /// `None` where raw sockets are not allowed (no CAP_NET_RAW): layer-2 items are then reported.
+    pub l2: Option<l2::L2Announcer>,
+}
+
+impl Announcers {
+    /// The BGP backend, and the layer-2 one if this process may open raw sockets.
+    pub fn new() -> Announcers {
+        let l2 = match l2::L2Announcer::new(l2::L2Options::default()) {
+            Ok(l2) => Some(l2),
+            Err(e) => {
+                tracing::warn!(error = %e, "layer 2 unavailable (needs CAP_NET_RAW); BGP only");
+                None
+            }
+        };
+        Announcers {
+            bgp: bgp::BgpAnnouncer::new(),
+            l2,
+        }
+    }
+
+    /// Applies both parts of `plan`; returns every item that failed, the peers that cannot run included.
+    pub async fn apply(&mut self, plan: &crate::pipeline::Announcements) -> Vec<ItemError> {
+        let mut errors = plan.peer_errors.clone();
+        errors.extend(self.bgp.apply(&plan.bgp).await);
+        match &mut self.l2 {
+            Some(l2) => errors.extend(l2.apply(&plan.desired.l2).await),
+            None => errors.extend(plan.desired.l2.keys().map(|ip| ItemError {
+                item: format!("ip {ip}"),
+                problem: "layer 2 is unavailable on this node (needs CAP_NET_RAW)".into(),
+            })),
+        }
+        errors
+    }
+
+    /// Withdraws everything (see [`bgp::BgpAnnouncer`]'s shutdown for graceful restart) and stops
+    /// answering on layer 2, both at once.
+    pub async fn shutdown(self) {
+        match self.l2 {
+            Some(l2) => {
+                futures::join!(self.bgp.shutdown(), l2.shutdown());
+            }
+            None => self.bgp.shutdown().await,
+        }
+    }
+}
+
+impl Default for Announcers {
+    fn default() -> Self {
+        Announcers::new()
+    }
+}

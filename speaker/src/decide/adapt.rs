@@ -40,17 +40,7 @@ pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) 
     }
 }
 
-/// The IPs in `status.loadBalancer.ingress`.
-pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
-}
+pub use ferrolb_allocator::adapt::ingress_ips;
 
 /// EndpointSlices grouped by the Service they belong to.
 pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<ServiceKey, Vec<&EndpointSlice>> {

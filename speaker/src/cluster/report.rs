@@ -1,0 +1,147 @@
+//! What the speaker tells the cluster, computed without I/O: its `SpeakerState` status and the events on
+//! Services when an announcement starts or stops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_allocator::ServiceKey;
+use ferrolb_bgp::session::PeerStatus;
+use ferrolb_crds::{AnnouncedIp, PeerSessionStatus, SpeakerStateStatus};
+
+use crate::decide::{Desired, Via};
+
+/// The node's status (without the `updated` time, so that equal states compare equal).
+pub fn speaker_status(
+    node: &str,
+    config_errors: &[String],
+    desired: &Desired,
+    sessions: &BTreeMap<String, PeerStatus>,
+) -> SpeakerStateStatus {
+    let peers: Vec<PeerSessionStatus> = sessions
+        .iter()
+        .map(|(name, s)| PeerSessionStatus {
+            name: name.clone(),
+            address: format!("{}:{}", s.peer, s.peer_port),
+            state: s.state.to_owned(),
+            since: s.established_at.and_then(|t| {
+                k8s_openapi::jiff::Timestamp::from_second(t as i64)
+                    .ok()
+                    .map(|t| t.to_string())
+            }),
+            prefixes_advertised: (s.prefixes_advertised_ipv4 + s.prefixes_advertised_ipv6) as i64,
+            last_error: s.last_error.clone(),
+        })
+        .collect();
+    let announced: Vec<AnnouncedIp> = desired
+        .announced
+        .iter()
+        .map(|a| match &a.via {
+            Via::Bgp { prefix, peers } => AnnouncedIp {
+                service: a.service.to_string(),
+                ip: a.ip.to_string(),
+                protocol: "bgp".into(),
+                peers: peers.iter().cloned().collect(),
+                prefix: Some(prefix.to_string()),
+                interfaces: Vec::new(),
+            },
+            Via::L2 { interfaces } => AnnouncedIp {
+                service: a.service.to_string(),
+                ip: a.ip.to_string(),
+                protocol: "layer2".into(),
+                peers: Vec::new(),
+                prefix: None,
+                interfaces: interfaces.iter().flatten().cloned().collect(),
+            },
+        })
+        .collect();
+    SpeakerStateStatus {
+        node: node.to_owned(),
+        config: if config_errors.is_empty() {
+            "Valid".into()
+        } else {
+            "Invalid".into()
+        },
+        config_errors: config_errors.to_vec(),
+        sessions_up: peers.iter().filter(|p| p.state == "Established").count() as i64,
+        peers,
+        announced_count: announced.len() as i64,
+        announced,
+        updated: None,
+    }
+}
+
+/// An event to record on a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEvent {
+    pub service: ServiceKey,
+    /// `Announced` or `Withdrawn`.
+    pub reason: &'static str,
+    pub note: String,
+}
+
+fn protocol(via: &Via) -> &'static str {
+    match via {
+        Via::Bgp { .. } => "bgp",
+        Via::L2 { .. } => "layer2",
+    }
+}
+
+/// The announcements that started or stopped between two decisions, one event per Service IP and
+/// protocol.
+pub fn announcement_events(node: &str, before: &Desired, after: &Desired) -> Vec<ServiceEvent> {
+    let index = |d: &Desired| -> BTreeMap<(ServiceKey, IpAddr, &'static str), String> {
+        let mut m: BTreeMap<(ServiceKey, IpAddr, &'static str), BTreeSet<String>> = BTreeMap::new();
+        for a in &d.announced {
+            let entry = m
+                .entry((a.service.clone(), a.ip, protocol(&a.via)))
+                .or_default();
+            match &a.via {
+                Via::Bgp { peers, .. } => entry.extend(peers.iter().cloned()),
+                Via::L2 { interfaces } => {
+                    entry.extend(interfaces.iter().flatten().cloned());
+                }
+            }
+        }
+        m.into_iter()
+            .map(|(k, targets)| {
+                let how = match (k.2, targets.is_empty()) {
+                    ("bgp", _) => format!("over BGP to {}", join(&targets)),
+                    (_, true) => "on layer 2".to_owned(),
+                    (_, false) => format!("on layer 2 on {}", join(&targets)),
+                };
+                (k, how)
+            })
+            .collect()
+    };
+    let (old, new) = (index(before), index(after));
+    let mut events = Vec::new();
+    for ((service, ip, proto), how) in &new {
+        if !old.contains_key(&(service.clone(), *ip, proto)) {
+            events.push(ServiceEvent {
+                service: service.clone(),
+                reason: "Announced",
+                note: format!("node {node} announces {ip} {how}"),
+            });
+        }
+    }
+    for (service, ip, proto) in old.keys() {
+        if !new.contains_key(&(service.clone(), *ip, proto)) {
+            let why = after
+                .not_announced
+                .iter()
+                .find(|n| n.service == *service && n.ip == *ip)
+                .map(|n| n.reason.clone())
+                .unwrap_or_else(|| "the Service no longer has this IP".into());
+            events.push(ServiceEvent {
+                service: service.clone(),
+                reason: "Withdrawn",
+                note: format!("node {node} stopped announcing {ip} ({proto}): {why}"),
+            });
+        }
+    }
+    events
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    set.iter().cloned().collect::<Vec<_>>().join(", ")
+}
