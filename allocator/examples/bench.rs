@@ -115,18 +115,15 @@ fn run(n: usize) -> serde_json::Value {
             &b.name,
         ))
     });
-    eprintln!("restart sort {:.3}", start.elapsed().as_secs_f64());
     for s in order {
         restarted.import(s);
     }
-    eprintln!("restart import {:.3}", start.elapsed().as_secs_f64());
     let mut changed = 0usize;
     for s in &services {
         let ips: Option<Vec<IpAddr>> = restarted.reconcile(s).assignment().map(|a| a.ips.clone());
         changed += usize::from(ips.as_ref() != Some(&s.ingress_ips));
     }
     let restart_s = start.elapsed().as_secs_f64();
-    eprintln!("restart reconcile {:.3}", restart_s);
     assert_eq!(changed, 0, "a restart changed assignments");
     drop(restarted);
 
@@ -134,7 +131,6 @@ fn run(n: usize) -> serde_json::Value {
     let start = Instant::now();
     let all = allocate_all(&pools, None, &services).expect("pool");
     let allocate_all_s = start.elapsed().as_secs_f64();
-    eprintln!("allocate_all {:.3}", allocate_all_s);
     let changed_all = services
         .iter()
         .filter(|s| {

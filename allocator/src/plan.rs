@@ -71,10 +71,7 @@ pub fn allocate_all(
             out.push((svc.key(), result));
         }
     })?;
-    let t = std::time::Instant::now();
-    let r = out.into_iter().collect();
-    if std::env::var_os("PHASES").is_some() { eprintln!("phase collect(after drop) {:.3}", t.elapsed().as_secs_f64()) };
-    Ok(r)
+    Ok(out.into_iter().collect())
 }
 
 /// [`allocate_all`] with the reasons, events, conflicts and pool figures `ferrolb plan` shows.
@@ -107,8 +104,6 @@ fn run(
     services: &[ServiceView],
     mut each: impl FnMut(&ServiceView, Reconciled),
 ) -> Result<Allocator, ConfigError> {
-    let t0 = std::time::Instant::now();
-    let ph = |what: &str| if std::env::var_os("PHASES").is_some() { eprintln!("phase {what} {:.3}", t0.elapsed().as_secs_f64()) };
     let mut allocator = Allocator::new(class.map(str::to_owned));
     allocator.set_pools(pools.to_vec())?;
     allocator.reserve(services.len());
@@ -123,13 +118,11 @@ fn run(
             .cmp(&a.ingress_ips.len())
             .then_with(|| by_key(a, b))
     });
-    ph("sort1");
     for svc in &order {
         // Rejections are reported again, as a Cleared event, when the Service is settled below.
         allocator.import(svc);
     }
 
-    ph("import");
     // Allocation order: older Services first (creationTimestamp; those without one last), then by
     // namespace/name. A new Service therefore never takes an address an older one would get.
     order.sort_unstable_by(|a, b| {
@@ -137,10 +130,8 @@ fn run(
             .cmp(&(b.created.is_none(), b.created))
             .then_with(|| by_key(a, b))
     });
-    ph("sort2");
     // Every release (settle) before any allocation (finish), so that one pass reaches a fixed point.
     let settled: Vec<Settled> = order.iter().map(|svc| allocator.settle(svc)).collect();
-    ph("settle");
     let mut failed = Vec::new();
     for (svc, settled) in order.iter().zip(settled) {
         match allocator.finish(settled) {
@@ -151,7 +142,6 @@ fn run(
             outcome => each(svc, outcome),
         }
     }
-    ph("finish");
     // A failure is explained against the final state (the one a re-run would see), not the state at the
     // moment the Service was tried: allocations only add holders, so it still fails, for reasons that do
     // not depend on the order Services were tried in.
