@@ -169,6 +169,11 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn config_yaml() -> String {
+    config_yaml_with("64512:100", None)
+}
+
+/// The configuration with the advertisement's community and, optionally, node2's IPv4 session hold time.
+fn config_yaml_with(community: &str, node2_v4_hold: Option<&str>) -> String {
     let mut out = String::from(
         r#"apiVersion: ferrolb.io/v1beta1
 kind: IPAddressPool
@@ -179,14 +184,19 @@ spec:
 apiVersion: ferrolb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: public, namespace: ferrolb-system}
-spec: {ipAddressPools: [public], communities: ["64512:100"]}
+spec: {ipAddressPools: [public], communities: ["COMMUNITY"]}
 "#,
-    );
+    )
+    .replace("COMMUNITY", community);
     for i in 0..2 {
         let (_, _, r4, r6) = link(i);
         for (family, addr) in [("v4", r4), ("v6", r6)] {
+            let hold = match node2_v4_hold {
+                Some(h) if i == 1 && family == "v4" => format!("  holdTime: {h}\n"),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor-{family}-node{n}, namespace: ferrolb-system}}\nspec:\n  myASN: 64512\n  peerASN: 64500\n  peerAddress: \"{addr}\"\n  connectTime: 1s\n  nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: node{n}}}}}]\n",
+                "---\napiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor-{family}-node{n}, namespace: ferrolb-system}}\nspec:\n  myASN: 64512\n  peerASN: 64500\n  peerAddress: \"{addr}\"\n  connectTime: 1s\n{hold}  nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: node{n}}}}}]\n",
                 n = i + 1
             ));
         }
@@ -316,6 +326,52 @@ fn services_reach_frr_with_ecmp_follow_their_endpoints_and_survive_bad_edits() {
         "both nodes answered: {before:?} -> {after:?}"
     );
 
+    // A new community re-advertises over the running sessions; no session is reset.
+    let established = |addr: &str| {
+        lab.frr
+            .summary()
+            .unwrap()
+            .peer(addr)
+            .unwrap()
+            .connections_established
+    };
+    let before = (established(&n1_v4), established(&n2_v4));
+    write(
+        lab.manifests.path(),
+        "config.yaml",
+        &config_yaml_with("64512:200", None),
+    );
+    lab.frr
+        .wait_for("the new community at FRR", SETTLE, |f| {
+            f.route("203.0.113.10/32")
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| p.communities == ["64512:200"])
+                .count()
+                == 2
+        })
+        .unwrap();
+    assert_eq!(
+        (established(&n1_v4), established(&n2_v4)),
+        before,
+        "no session was reset"
+    );
+
+    // node2's IPv4 session parameters change: that session alone is reset (Cease, then a new one).
+    write(
+        lab.manifests.path(),
+        "config.yaml",
+        &config_yaml_with("64512:200", Some("30s")),
+    );
+    lab.frr
+        .wait_for("node2's IPv4 session re-established", SETTLE, |_| {
+            established(&n2_v4) > before.1
+                && lab.frr.peer_state(&n2_v4).as_deref() == Some("Established")
+        })
+        .unwrap();
+    assert_eq!(established(&n1_v4), before.0, "node1's session untouched");
+    lab.wait_next_hops("203.0.113.10/32", &[&n1_v4, &n2_v4]);
+
     // externalTrafficPolicy Local: the route follows the endpoint from node1 to node2.
     write(
         lab.manifests.path(),
@@ -379,8 +435,10 @@ fn services_reach_frr_with_ecmp_follow_their_endpoints_and_survive_bad_edits() {
 
     // SIGTERM: node2 withdraws everything at once (Cease), node1 keeps announcing.
     let mut child = lab.speakers[1].take().unwrap();
+    let stopping = std::time::Instant::now();
     unsafe_free_sigterm(&child);
     let status = child.wait().unwrap();
+    println!("SIGTERM to exit: {:?}", stopping.elapsed());
     assert!(
         status.success(),
         "clean exit on SIGTERM: {status:?}\n{}",
