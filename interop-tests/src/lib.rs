@@ -35,6 +35,7 @@ pub mod bird;
 pub mod frr;
 pub mod gobgp;
 pub mod l2;
+pub mod lab;
 pub mod mrt;
 pub mod netns;
 pub mod proc_stats;
