@@ -16,10 +16,11 @@ usage: ferrolb <command>
 commands:
   check <dir|file>...         lint ferrolb.io manifests offline: every problem, one line each
                               (file: Kind namespace/name: field: problem); exit status 1 if any
-  crds [--output DIR] [--check]
+  crds [--output DIR | --reference FILE] [--check]
                               write the CustomResourceDefinitions, one YAML file per kind, into DIR
                               (default deploy/crds); with --check, write nothing and exit 1 if the
-                              files in DIR differ from what this binary generates
+                              files in DIR differ from what this binary generates; with
+                              --reference, the configuration reference (Markdown) instead
   plan [--output table|json] [--class NAME] <dir|file>...
                               print, touching nothing, the IP(s) and pool each Service in the
                               manifests would get, and why a Service gets none
@@ -103,6 +104,7 @@ fn run_check(args: &[String]) -> ExitCode {
 fn run_crds(args: &[String]) -> ExitCode {
     let mut dir = PathBuf::from(crdgen::DEFAULT_CRD_DIR);
     let mut check_only = false;
+    let mut reference: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -111,11 +113,44 @@ fn run_crds(args: &[String]) -> ExitCode {
                 None => return usage_error("--output needs a directory"),
             },
             "--check" => check_only = true,
+            "--reference" => match it.next() {
+                Some(f) => reference = Some(PathBuf::from(f)),
+                None => return usage_error("--reference needs a file"),
+            },
             other => match other.strip_prefix("--output=") {
                 Some(d) => dir = PathBuf::from(d),
                 None => return usage_error(&format!("crds takes no argument '{other}'")),
             },
         }
+    }
+    if let Some(file) = reference {
+        let text = crdgen::reference_markdown();
+        if check_only {
+            let same = std::fs::read_to_string(&file).is_ok_and(|t| t == text);
+            if same {
+                println!("{}: up to date", file.display());
+                return ExitCode::SUCCESS;
+            }
+            println!(
+                "{}: missing or differs from the generated reference",
+                file.display()
+            );
+            eprintln!(
+                "run `ferrolb crds --reference {}` to regenerate",
+                file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        return match std::fs::write(&file, text) {
+            Ok(()) => {
+                println!("wrote {}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrolb: cannot write {}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        };
     }
     if check_only {
         let stale = crdgen::stale_crds(&dir);

@@ -212,3 +212,16 @@ fn controller_without_an_api_server_says_so_and_fails() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_configuration_reference_is_what_the_types_generate() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let out = ferrolb(&["crds", "--check", "--reference", doc.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "docs/configuration.md is stale: run `ferrolb crds --reference docs/configuration.md`\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
