@@ -9,43 +9,25 @@
 //! therefore the announcer, which the tests also show by the VIP going silent when it is withdrawn.
 
 use crate::netns::{veth, Netns};
-use crate::util::{wait_until, Error, Result};
+use crate::process::JsonProcess;
+use crate::util::{Error, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where cargo put the harness binary: next to the running test binary.
 pub fn harness_binary() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_l2-harness") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().expect("exe dir");
-    for candidate in [dir.join("l2-harness"), dir.join("..").join("l2-harness")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    dir.join("l2-harness")
+    crate::process::sibling_binary("l2-harness", option_env!("CARGO_BIN_EXE_l2-harness"))
 }
 
 /// One running `l2-harness`.
 pub struct L2Node {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
-    log: PathBuf,
-    _logdir: tempfile::TempDir,
+    process: JsonProcess,
 }
 
 impl std::fmt::Debug for L2Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("L2Node")
-            .field("pid", &self.child.id())
-            .finish()
+        f.debug_struct("L2Node").field("pid", &self.pid()).finish()
     }
 }
 
@@ -53,88 +35,33 @@ impl L2Node {
     /// Starts the harness in `ns` with `options` (see the harness; `json!({})` for the defaults) and
     /// waits until it is ready.
     pub fn start(ns: &Netns, binary: &Path, options: &Value) -> Result<L2Node> {
-        let logdir = tempfile::tempdir()?;
-        let log = logdir.path().join("l2-harness.log");
-        let mut cmd = ns.exec([binary.as_os_str(), options.to_string().as_ref()]);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::msg(format!("cannot start {binary:?}: {e}")))?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                sink.lock().expect("lines").push((Instant::now(), value));
-            }
-        });
-        let stdin = child.stdin.take();
-        let node = L2Node {
-            child,
-            stdin,
-            lines,
-            log,
-            _logdir: logdir,
-        };
-        node.wait_line(0, "the l2 harness to start", |v| v.get("ready").is_some())?;
-        Ok(node)
+        Ok(L2Node {
+            process: JsonProcess::start(ns, binary, options, "l2 harness")?,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The harness's own log (stderr).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
-    fn wait_line(&self, from: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
-        wait_until(
-            what,
-            Duration::from_secs(10),
-            Duration::from_millis(5),
-            || {
-                let lines = self.lines.lock().expect("lines");
-                lines
-                    .get(from..)
-                    .unwrap_or_default()
-                    .iter()
-                    .find(|(_, v)| pred(v) || v.get("error").is_some())
-                    .map(|(_, v)| v.clone())
-            },
-        )
-        .map_err(|e| {
-            e.context(format!(
-                "l2 harness log:\n{}",
-                crate::util::tail_lines(&self.log(), 30)
-            ))
-        })
-        .and_then(|v| match v.get("error") {
-            Some(e) => Err(Error::msg(format!("l2 harness: {e}"))),
-            None => Ok(v),
-        })
-    }
-
+    /// Sends `cmd` and waits for the answer carrying `answer_key` (an `{"error": …}` answer fails).
     fn request(&mut self, cmd: &Value, answer_key: &str) -> Result<Value> {
-        let before = self.lines.lock().expect("lines").len();
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::msg("l2 harness stdin closed"))?;
-        writeln!(stdin, "{cmd}")
-            .and_then(|_| stdin.flush())
-            .map_err(|e| Error::msg(format!("l2 harness stdin: {e}")))?;
-        self.wait_line(before, answer_key, |v| v.get(answer_key).is_some())
+        let before = self.process.seen();
+        self.process.send(cmd)?;
+        let line = self
+            .process
+            .wait_line(before, answer_key, Duration::from_secs(10), |v| {
+                v.get(answer_key).is_some() || v.get("error").is_some()
+            })?;
+        match line.value.get("error") {
+            Some(e) => Err(Error::msg(format!("l2 harness: {e}"))),
+            None => Ok(line.value),
+        }
     }
 
     /// Applies the whole desired state, e.g. `json!({"198.51.100.200": ["eth0"]})`. Returns the answer:
@@ -164,7 +91,7 @@ impl L2Node {
 
     /// Sends SIGTERM and waits for a clean exit (status 0 after `{"done":"shutdown"}`).
     pub fn terminate(mut self) -> Result<()> {
-        if !crate::util::signal(self.child.id(), libc::SIGTERM) {
+        if !crate::util::signal(self.pid(), libc::SIGTERM) {
             return Err(Error::msg("the l2 harness is not running"));
         }
         self.wait_exit_ok()
@@ -172,39 +99,23 @@ impl L2Node {
 
     /// Closes stdin (EOF) and waits for a clean exit.
     pub fn close(mut self) -> Result<()> {
-        drop(self.stdin.take());
+        self.process.close_stdin();
         self.wait_exit_ok()
     }
 
     fn wait_exit_ok(&mut self) -> Result<()> {
-        let child = &mut self.child;
-        let status = wait_until(
-            "the l2 harness to exit",
-            Duration::from_secs(10),
-            Duration::from_millis(10),
-            || child.try_wait().ok().flatten(),
-        )?;
+        let status = self.process.wait_exit()?;
         let done = self
-            .lines
-            .lock()
-            .expect("lines")
+            .process
+            .lines()
             .iter()
-            .any(|(_, v)| v["done"] == "shutdown");
+            .any(|l| l.value["done"] == "shutdown");
         if status.success() && done {
             Ok(())
         } else {
             Err(Error::msg(format!(
                 "l2 harness exited with {status}, shutdown reported: {done}"
             )))
-        }
-    }
-}
-
-impl Drop for L2Node {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod lab;
 pub mod mrt;
 pub mod netns;
 pub mod proc_stats;
+pub mod process;
 pub mod speaker;
 mod util;
 

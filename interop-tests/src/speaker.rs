@@ -3,118 +3,53 @@
 //! time-stamped on arrival (the benchmark measures from the `Established` event).
 
 use crate::netns::Netns;
-use crate::util::{wait_until, Error, Result};
+use crate::process::JsonProcess;
+use crate::util::{Error, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// One line the speaker printed, with when it arrived.
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub at: Instant,
-    pub value: Value,
-}
+pub use crate::process::Line;
 
 pub struct Speaker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<Line>>>,
-    log: PathBuf,
-    _logdir: tempfile::TempDir,
+    process: JsonProcess,
 }
 
 impl std::fmt::Debug for Speaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Speaker")
-            .field("pid", &self.child.id())
-            .finish()
+        f.debug_struct("Speaker").field("pid", &self.pid()).finish()
     }
 }
 
 /// Where cargo put the harness binary: next to the running test or benchmark binary.
 pub fn harness_binary() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_bgp-harness") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().expect("exe dir");
-    for candidate in [dir.join("bgp-harness"), dir.join("..").join("bgp-harness")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    dir.join("bgp-harness")
+    crate::process::sibling_binary("bgp-harness", option_env!("CARGO_BIN_EXE_bgp-harness"))
 }
 
 impl Speaker {
     /// Starts the speaker in `ns` with `config` (see the harness's `Config`).
     pub fn start(ns: &Netns, binary: &Path, config: &Value) -> Result<Speaker> {
-        let logdir = tempfile::tempdir()?;
-        let log = logdir.path().join("speaker.log");
-        let mut cmd = ns.exec([binary.as_os_str(), config.to_string().as_ref()]);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::msg(format!("cannot start {binary:?}: {e}")))?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines: Arc<Mutex<Vec<Line>>> = Arc::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                sink.lock().expect("lines").push(Line {
-                    at: Instant::now(),
-                    value,
-                });
-            }
-        });
-        let stdin = child.stdin.take();
-        let s = Speaker {
-            child,
-            stdin,
-            lines,
-            log,
-            _logdir: logdir,
-        };
-        s.wait_line("the speaker to start", Duration::from_secs(10), |v| {
-            v.get("ready").is_some()
-        })?;
-        Ok(s)
+        Ok(Speaker {
+            process: JsonProcess::start(ns, binary, config, "speaker")?,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The speaker's own log (stderr), for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     fn send(&mut self, cmd: &Value) -> Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::msg("speaker stdin closed"))?;
-        writeln!(stdin, "{cmd}")
-            .and_then(|_| stdin.flush())
-            .map_err(|e| Error::msg(format!("speaker stdin: {e}")))
+        self.process.send(cmd)
     }
 
     /// All lines so far.
     pub fn lines(&self) -> Vec<Line> {
-        self.lines.lock().expect("lines").clone()
+        self.process.lines()
     }
 
     /// Waits for a line (seen now or later) matching `pred`, returns it.
@@ -124,28 +59,14 @@ impl Speaker {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Result<Line> {
-        wait_until(what, timeout, Duration::from_millis(10), || {
-            self.lines
-                .lock()
-                .expect("lines")
-                .iter()
-                .find(|l| pred(&l.value))
-                .cloned()
-        })
-        .map_err(|e| {
-            e.context(format!(
-                "speaker log:\n{}",
-                crate::util::tail_lines(&self.log(), 30)
-            ))
-        })
+        self.process.wait_line(0, what, timeout, pred)
     }
 
     /// When the speaker reported reaching `state` for the `nth` time (1-based).
     pub fn state_event(&self, state: &str, nth: usize) -> Option<Instant> {
-        self.lines
-            .lock()
-            .expect("lines")
-            .iter()
+        self.process
+            .lines()
+            .into_iter()
             .filter(|l| l.value["event"] == "state" && l.value["state"] == state)
             .nth(nth - 1)
             .map(|l| l.at)
@@ -153,19 +74,13 @@ impl Speaker {
 
     /// The session's status (ferrolb_bgp::session::PeerStatus as JSON).
     pub fn status(&mut self) -> Result<Value> {
-        let before = self.lines.lock().expect("lines").len();
+        let before = self.process.seen();
         self.send(&json!({"cmd": "status"}))?;
-        let line = wait_until(
-            "status",
-            Duration::from_secs(5),
-            Duration::from_millis(5),
-            || {
-                self.lines.lock().expect("lines")[before..]
-                    .iter()
-                    .find(|l| l.value.get("status").is_some())
-                    .cloned()
-            },
-        )?;
+        let line = self
+            .process
+            .wait_line(before, "status", Duration::from_secs(5), |v| {
+                v.get("status").is_some()
+            })?;
         Ok(line.value["status"].clone())
     }
 
@@ -230,22 +145,6 @@ impl Speaker {
     }
 
     fn wait_exit(&mut self) -> Result<()> {
-        let child = &mut self.child;
-        wait_until(
-            "the speaker to exit",
-            Duration::from_secs(10),
-            Duration::from_millis(10),
-            || child.try_wait().ok().flatten(),
-        )?;
-        Ok(())
-    }
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.wait_exit().map(drop)
     }
 }

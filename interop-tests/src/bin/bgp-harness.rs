@@ -164,12 +164,7 @@ fn say(v: serde_json::Value) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    ferrolb_speaker::logging::init(false);
     let arg = std::env::args()
         .nth(1)
         .expect("usage: bgp-harness CONFIG-JSON");

@@ -84,12 +84,7 @@ fn desired(v: &Value) -> Result<L2Desired, String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    ferrolb_speaker::logging::init(false);
     let opts = match options(std::env::args().nth(1)) {
         Ok(o) => o,
         Err(e) => {

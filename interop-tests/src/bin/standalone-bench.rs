@@ -111,10 +111,7 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     write(dir.path(), "config.yaml", CONFIG);
     let logs = tempfile::tempdir()?;
-    let speaker_bin = std::env::current_exe()?
-        .parent()
-        .unwrap()
-        .join("speaker-standalone");
+    let speaker_bin = ferrolb_interop_tests::process::sibling_binary("speaker-standalone", None);
     let mut speaker = pair.a.spawn_logged(
         [
             speaker_bin.to_str().unwrap(),
