@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod pipeline;
 pub mod serve;
 pub mod standalone;
+#[cfg(test)]
+mod test_support;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn terminated() {

@@ -17,7 +17,7 @@ use crate::announce::bgp::NodeIdentity;
 use crate::announce::Announcers;
 use crate::decide::adapt::{node_info, service_info, slices_by_service};
 use crate::decide::{NodeInfo, ServiceInfo};
-use crate::membership::{Membership, MembershipOptions};
+use crate::membership::{self, Membership, MembershipOptions};
 use crate::metrics::Metrics;
 use crate::pipeline::{announcements, Announcements};
 
@@ -313,16 +313,10 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(options.poll) => {}
-            _ = changed(&mut live_rx) => live_woke = true,
+            _ = membership::live_changed(&mut live_rx) => live_woke = true,
         }
     }
-    if let Some(m) = membership {
-        // Say goodbye first: the others take over this node's layer-2 IPs at once.
-        tracing::info!("leaving the memberlist");
-        m.leave().await;
-    }
-    tracing::info!("shutting down: withdrawing everything");
-    announcers.shutdown().await;
+    announcers.shutdown_leaving(membership).await;
     if let Some(server) = server {
         server.abort();
     }
@@ -331,19 +325,6 @@ pub async fn run(
 
 /// One planning: the plan, or every problem of the manifests.
 type PlanResult = Result<NodePlan, Vec<String>>;
-
-/// Resolves when the live set changes (never without a membership, or once it has stopped).
-async fn changed(live: &mut Option<watch::Receiver<BTreeSet<String>>>) {
-    match live {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                *live = None;
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
 
 /// Every Node manifest's `InternalIP` addresses, at `port`.
 fn node_peers(objects: &Objects, port: u16) -> Vec<SocketAddr> {

@@ -73,6 +73,17 @@ impl Announcers {
         errors
     }
 
+    /// Process exit: leaves the memberlist first, so that the other speakers take over this node's
+    /// layer-2 IPs at once, then shuts both backends down.
+    pub async fn shutdown_leaving(self, membership: Option<crate::membership::Membership>) {
+        if let Some(m) = membership {
+            tracing::info!("leaving the memberlist");
+            m.leave().await;
+        }
+        tracing::info!("shutting down: withdrawing everything");
+        self.shutdown().await;
+    }
+
     /// Withdraws everything (see [`bgp::BgpAnnouncer`]'s shutdown for graceful restart) and stops
     /// answering on layer 2, both at once.
     pub async fn shutdown(self) {

@@ -21,7 +21,7 @@ pub use writer::{Writer, FIELD_MANAGER};
 
 use crate::announce::bgp::NodeIdentity;
 use crate::announce::Announcers;
-use crate::membership::{Membership, MembershipOptions};
+use crate::membership::{live_changed, Membership, MembershipOptions};
 use crate::metrics::Metrics;
 use crate::pipeline::{announcements, Announcements};
 
@@ -99,6 +99,8 @@ pub async fn run(
     let mut config_errors: Vec<String> = Vec::new();
     let mut current: Option<Announcements> = None;
     let mut dirty = false;
+    // A configuration kind (or a Secret) changed: validate again. Other changes reuse the last result.
+    let mut config_dirty = true;
     // When the oldest change not yet applied arrived: the start of the announce latency.
     let mut changed_at: Option<std::time::Instant> = None;
     let mut ticker = tokio::time::interval(STATUS_EVERY);
@@ -125,8 +127,12 @@ pub async fn run(
                         Change::Synced(kind) => {
                             synced.insert(kind);
                             dirty = true;
+                            config_dirty |= watch::is_config(kind);
                         }
-                        Change::Changed(_) => dirty = true,
+                        Change::Changed(kind) => {
+                            dirty = true;
+                            config_dirty |= watch::is_config(kind);
+                        }
                     }
                 }
             }
@@ -134,15 +140,17 @@ pub async fn run(
         // Nothing is announced before every watch has listed its objects once.
         if dirty && synced.len() == SOURCES.len() {
             dirty = false;
-            match ferrolb_crds::validate(&stores.config_objects()) {
-                Ok(valid) => {
-                    config = Some(valid);
-                    config_errors.clear();
-                }
-                Err(errors) => {
-                    config_errors = errors.iter().map(ToString::to_string).collect();
-                    for e in &config_errors {
-                        tracing::error!(problem = %e, "configuration invalid; the last valid one stays in force");
+            if std::mem::take(&mut config_dirty) {
+                match ferrolb_crds::validate(&stores.config_objects()) {
+                    Ok(valid) => {
+                        config = Some(valid);
+                        config_errors.clear();
+                    }
+                    Err(errors) => {
+                        config_errors = errors.iter().map(ToString::to_string).collect();
+                        for e in &config_errors {
+                            tracing::error!(problem = %e, "configuration invalid; the last valid one stays in force");
+                        }
                     }
                 }
             }
@@ -198,26 +206,9 @@ pub async fn run(
             }
         }
     }
-    if let Some(m) = membership {
-        // Say goodbye first: the others take over this node's layer-2 IPs at once.
-        m.leave().await;
-    }
-    tracing::info!("shutting down: withdrawing everything");
-    announcers.shutdown().await;
+    announcers.shutdown_leaving(membership).await;
     if let Some(server) = server {
         server.abort();
     }
     Ok(())
-}
-
-/// Resolves when the live set changes (never without a membership).
-async fn live_changed(live: &mut Option<signal::Receiver<BTreeSet<String>>>) {
-    match live {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await
-            }
-        }
-        None => std::future::pending::<()>().await,
-    }
 }

@@ -47,6 +47,11 @@ pub const SOURCES: [&str; 11] = [
     "SpeakerPod",
 ];
 
+/// Whether a change of this kind can change the validated configuration.
+pub fn is_config(kind: &str) -> bool {
+    !matches!(kind, "Service" | "EndpointSlice" | "Node" | "SpeakerPod")
+}
+
 /// The reflectors' stores.
 #[derive(Clone)]
 pub struct Stores {
@@ -167,8 +172,9 @@ impl Stores {
 
     /// Every LoadBalancer Service that has IPs in its status, with its endpoints.
     pub fn services(&self) -> Vec<ServiceInfo> {
-        let slices: Vec<EndpointSlice> = shared::all(&self.slices).collect();
-        let by_service = slices_by_service(&slices);
+        // Borrowed from the store's snapshot: no EndpointSlice is copied.
+        let slices = self.slices.state();
+        let by_service = slices_by_service(slices.iter().map(|s| &**s));
         let none = Vec::new();
         let mut out: Vec<ServiceInfo> = self
             .services

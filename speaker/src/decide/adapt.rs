@@ -43,7 +43,9 @@ pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) 
 pub use ferrolb_allocator::adapt::ingress_ips;
 
 /// EndpointSlices grouped by the Service they belong to.
-pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<ServiceKey, Vec<&EndpointSlice>> {
+pub fn slices_by_service<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> BTreeMap<ServiceKey, Vec<&'a EndpointSlice>> {
     let mut out: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
         let Some(name) = s

@@ -515,6 +515,20 @@ impl Task {
     }
 }
 
+/// Resolves when the live set changes. Never resolves without a membership, nor once it has stopped
+/// (the receiver is then dropped, so later calls do not spin).
+pub async fn live_changed(live: &mut Option<watch::Receiver<BTreeSet<String>>>) {
+    match live {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *live = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,16 +226,9 @@ mod tests {
             }
         }
         // Garbage of every length, with and without our magic: never accepted, never a panic.
-        let mut x: u32 = 0x1234_5678;
+        let mut rnd = crate::test_support::Junk::new();
         for len in 0..300 {
-            let mut g: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let mut g = rnd.bytes(len);
             assert!(o.open(&g, NOW).is_err());
             if g.len() >= 4 {
                 g[..4].copy_from_slice(&MAGIC);

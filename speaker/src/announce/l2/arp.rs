@@ -255,16 +255,9 @@ mod tests {
         b[18] = 8; // hlen
         assert!(ArpFrame::parse(&b).is_err());
         // Garbage of every length up to two frames, from a simple deterministic generator.
-        let mut x: u32 = 0x1234_5678;
+        let mut rnd = crate::test_support::Junk::new();
         for len in 0..120 {
-            let junk: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let junk = rnd.bytes(len);
             let _ = ArpFrame::parse(&junk);
             let mut with_header = good.clone();
             with_header.truncate(14.min(len));

@@ -613,15 +613,9 @@ mod tests {
                 let _ = Advertisement::parse(&b);
             }
         }
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        };
+        let mut rnd = crate::test_support::Junk::new();
         for len in 0..160 {
-            let junk: Vec<u8> = (0..len).map(|_| rnd()).collect();
+            let junk = rnd.bytes(len);
             let _ = Solicitation::parse(&junk);
             let _ = Advertisement::parse(&junk);
             // Valid headers, random ICMPv6 body, correct checksum: exercises the option walker.
