@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::frr::{Frr, FrrConfig, FrrNeighbor};
 use crate::l2::{mac_of, neighbour_mac};
+use crate::manifests::TestService;
 use crate::netns::{veth, Netns};
 use crate::util::{wait_until, Error, Result};
 
@@ -472,37 +473,31 @@ status: {{addresses: [{{type: InternalIP, address: "{lan}"}}]}}
 "#
         ));
     }
-    for (name, pool, ip, created) in [
-        ("web", "bgp", BGP_VIP, "2026-01-01T00:00:01Z"),
-        ("web-l2", "lan", L2_VIP, "2026-01-01T00:00:02Z"),
+    let nodes: Vec<String> = (0..NODES).map(node_name).collect();
+    let on: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    for (name, pool, ip, created, cluster_ip) in [
+        ("web", "bgp", BGP_VIP, "2026-01-01T00:00:01Z", "10.96.0.10"),
+        (
+            "web-l2",
+            "lan",
+            L2_VIP,
+            "2026-01-01T00:00:02Z",
+            "10.96.0.11",
+        ),
     ] {
-        let endpoints: String = (0..NODES)
-            .map(|i| {
-                format!(
-                    "- addresses: [\"10.244.{i}.10\"]\n  nodeName: {}\n  conditions: {{ready: true}}\n",
-                    node_name(i)
-                )
-            })
-            .collect();
-        out.push_str(&format!(
-            r#"---
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: demo
-  creationTimestamp: "{created}"
-  annotations: {{ferrolb.io/address-pool: {pool}, ferrolb.io/loadBalancerIPs: "{ip}"}}
-spec: {{type: LoadBalancer, clusterIP: "10.96.0.{k}", clusterIPs: ["10.96.0.{k}"], ipFamilies: [IPv4], ports: [{{port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: demo, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-endpoints:
-{endpoints}"#,
-            k = if name == "web" { 10 } else { 11 }
-        ));
+        out.push_str("---\n");
+        out.push_str(
+            &TestService {
+                created: Some(created),
+                annotations: &[
+                    ("ferrolb.io/address-pool", pool),
+                    ("ferrolb.io/loadBalancerIPs", ip),
+                ],
+                endpoints_on: &on,
+                ..TestService::new("demo", name, cluster_ip)
+            }
+            .yaml(),
+        );
     }
     out
 }

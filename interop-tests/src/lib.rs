@@ -36,6 +36,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod l2;
 pub mod lab;
+pub mod manifests;
 pub mod mrt;
 pub mod netns;
 pub mod proc_stats;

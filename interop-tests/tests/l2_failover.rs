@@ -21,6 +21,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrolb_interop_tests::l2::Segment;
+use ferrolb_interop_tests::manifests::TestService;
 use ferrolb_interop_tests::{interop_guard, wait_until};
 
 const VIP: &str = "198.51.100.200";
@@ -244,35 +245,19 @@ apiVersion: ferrolb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: segment, namespace: ferrolb-system}
 spec: {ipAddressPools: [segment], interfaces: [eth0]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop, creationTimestamp: "2026-01-01T00:00:01Z"}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Cluster
-  clusterIP: "10.96.0.10"
-  clusterIPs: ["10.96.0.10"]
-  ipFamilies: [IPv4]
-  ports: [{port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: shop
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-endpoints:
 "#,
     );
-    for i in 0..NODES {
-        out.push_str(&format!(
-            "- addresses: [\"10.244.{n}.10\"]\n  nodeName: {node}\n  conditions: {{ready: true, serving: true, terminating: false}}\n",
-            n = i + 1,
-            node = name(i)
-        ));
-    }
+    let nodes: Vec<String> = (0..NODES).map(name).collect();
+    let on: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    out.push_str("---\n");
+    out.push_str(
+        &TestService {
+            created: Some("2026-01-01T00:00:01Z"),
+            endpoints_on: &on,
+            ..TestService::new("shop", "web", "10.96.0.10")
+        }
+        .yaml(),
+    );
     for i in 0..NODES {
         out.push_str(&format!(
             "---\napiVersion: v1\nkind: Node\nmetadata: {{name: {node}, labels: {{kubernetes.io/hostname: {node}}}}}\nstatus:\n  addresses:\n  - {{type: InternalIP, address: \"{ip}\"}}\n  - {{type: Hostname, address: {node}}}\n",

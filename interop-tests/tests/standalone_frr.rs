@@ -16,6 +16,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use ferrolb_interop_tests::frr::{Frr, FrrConfig, FrrNeighbor, BGPD, ZEBRA};
+use ferrolb_interop_tests::manifests::{write_atomically, TestService};
 use ferrolb_interop_tests::{interop_guard, veth, Afi, Netns};
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -162,10 +163,7 @@ impl Drop for Lab {
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
-    // Write then rename, as an editor or a config-management tool would: a reader never sees half a file.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
+    write_atomically(dir, name, text).unwrap();
 }
 
 fn config_yaml() -> String {
@@ -221,43 +219,14 @@ fn service_yaml(name: &str, local: bool, family: &str, cluster_ip: &str, on: &[&
         "db" => "2026-01-01T00:00:02Z",
         _ => "2026-01-01T00:00:03Z",
     };
-    let policy = if local { "Local" } else { "Cluster" };
-    let mut endpoints = String::new();
-    for (k, node) in on.iter().enumerate() {
-        let addr = if family == "IPv4" {
-            format!("10.244.{}.{}", k + 1, 10)
-        } else {
-            format!("fd00:244:{}::10", k + 1)
-        };
-        endpoints.push_str(&format!(
-            "- addresses: [\"{addr}\"]\n  nodeName: {node}\n  conditions: {{ready: true, serving: true, terminating: false}}\n"
-        ));
+    TestService {
+        family,
+        local,
+        created: Some(created),
+        endpoints_on: on,
+        ..TestService::new("shop", name, cluster_ip)
     }
-    if endpoints.is_empty() {
-        endpoints = "[]\n".into();
-    }
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop, creationTimestamp: "{created}"}}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: {policy}
-  clusterIP: "{cluster_ip}"
-  clusterIPs: ["{cluster_ip}"]
-  ipFamilies: [{family}]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: shop
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: {family}
-endpoints:
-{endpoints}"#
-    )
+    .yaml()
 }
 
 /// ICMP echo requests a namespace has answered so far (its own /proc/net/snmp).

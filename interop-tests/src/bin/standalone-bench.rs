@@ -14,35 +14,26 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ferrolb_interop_tests::frr::{Frr, FrrConfig, FrrNeighbor, BGPD, ZEBRA};
+use ferrolb_interop_tests::manifests::{write_atomically, TestService};
 use ferrolb_interop_tests::{guard, LinkedPair, Result};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn write(dir: &Path, name: &str, text: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
+    write_atomically(dir, name, text).unwrap();
 }
 
+/// Service `svc-i` with its IP pinned, so that deleting others never moves it.
 fn service(i: usize) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: svc-{i}, namespace: bench, annotations: {{ferrolb.io/loadBalancerIPs: "{ip}"}}}}
-spec: {{type: LoadBalancer, clusterIP: "10.96.1.{c}", clusterIPs: ["10.96.1.{c}"], ipFamilies: [IPv4], ports: [{{port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: svc-{i}-1, namespace: bench, labels: {{kubernetes.io/service-name: svc-{i}}}}}
-addressType: IPv4
-endpoints:
-- addresses: ["10.244.0.{c}"]
-  nodeName: node1
-  conditions: {{ready: true}}
-"#,
-        ip = ip(i),
-        c = i % 250 + 1
-    )
+    let name = format!("svc-{i}");
+    let cluster_ip = format!("10.96.1.{}", i % 250 + 1);
+    let ip = ip(i);
+    TestService {
+        annotations: &[("ferrolb.io/loadBalancerIPs", &ip)],
+        endpoints_on: &["node1"],
+        ..TestService::new("bench", &name, &cluster_ip)
+    }
+    .yaml()
 }
 
 fn ip(i: usize) -> String {
