@@ -4,7 +4,7 @@
 
 use crate::{
     ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, Labels, PoolConfig, Protocol,
-    ServiceAllocation, ServicePort, ServiceView,
+    ServiceAllocation, ServiceKey, ServicePort, ServiceView,
 };
 use ferrolb_crds::config::Pool;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -147,4 +147,12 @@ pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
         .flatten()
         .filter_map(|i| i.ip.as_deref()?.parse().ok())
         .collect()
+}
+
+/// The key of a Service object (`default` when it names no namespace, as in a manifest).
+pub fn service_key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(
+        svc.metadata.namespace.as_deref().unwrap_or("default"),
+        svc.metadata.name.as_deref().unwrap_or_default(),
+    )
 }

@@ -14,7 +14,7 @@ use ferrolb_crds::manifest::Objects;
 use ferrolb_crds::{validate, IPAddressPoolStatus, PoolConflictStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 
-use crate::adapt::{ingress_ips, pool_config, service_view_with};
+use crate::adapt::{ingress_ips, pool_config, service_key, service_view_with};
 use crate::annotations::IP_ALLOCATED_FROM_POOL;
 use crate::{AllocEvent, Allocator, Ignored, Imported, Labels, Reconciled, ServiceKey};
 
@@ -148,7 +148,7 @@ impl Core {
         };
 
         let mut services = cluster.services();
-        services.sort_by_cached_key(|s| (std::cmp::Reverse(ingress_ips(s).len()), key_of(s)));
+        services.sort_by_cached_key(|s| (std::cmp::Reverse(ingress_ips(s).len()), service_key(s)));
         core.allocator.reserve(services.len());
         let mut outcome = Outcome::default();
         for svc in &services {
@@ -156,7 +156,7 @@ impl Core {
             // A rejected import is reported by the reconcile below, which allocates anew.
             let _: Imported = core.allocator.import(&view);
         }
-        services.sort_by_cached_key(|s| key_of(s));
+        services.sort_by_cached_key(|s| service_key(s));
         for svc in &services {
             outcome.extend(core.reconcile(cluster, svc));
         }
@@ -197,7 +197,7 @@ impl Core {
             .into_iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
             .collect();
-        services.sort_by_cached_key(|s| key_of(s));
+        services.sort_by_cached_key(|s| service_key(s));
         let mut outcome = Outcome::default();
         for svc in &services {
             outcome.extend(self.reconcile(cluster, svc));
@@ -239,8 +239,8 @@ impl Core {
     /// relisted).
     pub fn resync(&mut self, cluster: &dyn Cluster) -> Outcome {
         let mut services = cluster.services();
-        services.sort_by_cached_key(|s| key_of(s));
-        let present: BTreeSet<ServiceKey> = services.iter().map(|s| key_of(s)).collect();
+        services.sort_by_cached_key(|s| service_key(s));
+        let present: BTreeSet<ServiceKey> = services.iter().map(|s| service_key(s)).collect();
         let gone: Vec<ServiceKey> = self
             .allocator
             .assignments()
@@ -489,13 +489,6 @@ fn ingress_matches(svc: &Service, ips: &[IpAddr]) -> bool {
             .iter()
             .zip(ips)
             .all(|(i, ip)| i.ip.as_deref().and_then(|s| s.parse().ok()) == Some(*ip))
-}
-
-pub(crate) fn key_of(svc: &Service) -> ServiceKey {
-    ServiceKey::new(
-        svc.metadata.namespace.as_deref().unwrap_or("default"),
-        svc.metadata.name.as_deref().unwrap_or_default(),
-    )
 }
 
 fn event(svc: &Service, severity: Severity, reason: &'static str, note: String) -> Write {

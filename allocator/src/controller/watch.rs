@@ -17,7 +17,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-use super::core::{key_of, Cluster};
+use super::core::Cluster;
+use crate::adapt::service_key;
 use crate::{Labels, ServiceKey};
 
 /// Something to look at again.
@@ -63,7 +64,7 @@ pub struct Stores {
 /// Starts nothing by itself: the returned stream drives every watch as it is polled.
 pub fn start(client: Client, namespace: &str) -> (Stores, BoxStream<'static, Change>) {
     let (services, s1) = watch(Api::<Service>::all(client.clone()), "Service", |s| {
-        Change::Service(key_of(s))
+        Change::Service(service_key(s))
     });
     let (namespaces, s2) = watch(Api::<Namespace>::all(client.clone()), "Namespace", |n| {
         Change::Namespace(n.name_any())

@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use crate::decide::adapt::{ingress_ips, node_info, service_info, slices_by_service};
+use crate::decide::adapt::{ingress_ips, node_info, service_info, service_key, slices_by_service};
 use crate::decide::{NodeInfo, ServiceInfo};
 
 /// What a watch reports.
@@ -185,10 +185,7 @@ impl Stores {
                 if ips.is_empty() {
                     return None;
                 }
-                let key = ferrolb_allocator::ServiceKey::new(
-                    svc.metadata.namespace.as_deref().unwrap_or("default"),
-                    svc.metadata.name.as_deref().unwrap_or_default(),
-                );
+                let key = service_key(svc);
                 Some(service_info(
                     svc,
                     ips,

@@ -17,10 +17,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) -> ServiceInfo {
     let spec = svc.spec.clone().unwrap_or_default();
     ServiceInfo {
-        key: ServiceKey::new(
-            svc.metadata.namespace.as_deref().unwrap_or("default"),
-            svc.metadata.name.as_deref().unwrap_or_default(),
-        ),
+        key: service_key(svc),
         ips,
         local: spec.external_traffic_policy.as_deref() == Some("Local"),
         labels: svc.metadata.labels.clone().unwrap_or_default(),
@@ -40,7 +37,7 @@ pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) 
     }
 }
 
-pub use ferrolb_allocator::adapt::ingress_ips;
+pub use ferrolb_allocator::adapt::{ingress_ips, service_key};
 
 /// EndpointSlices grouped by the Service they belong to.
 pub fn slices_by_service<'a>(
