@@ -154,17 +154,9 @@ pub struct NodePlan {
     pub announcements: Announcements,
 }
 
-/// From one reading of the manifests to this node's plan; every problem if the objects are invalid.
+/// From one reading of the manifests to this node's plan, with the speakers alive per the memberlist
+/// (`None`: every node counts as alive); every problem if the objects are invalid.
 pub fn plan_node(
-    objects: &Objects,
-    node: &NodeIdentity,
-    class: Option<&str>,
-) -> Result<NodePlan, Vec<String>> {
-    plan_node_live(objects, node, class, None)
-}
-
-/// [`plan_node`] with the speakers alive per the memberlist (`None`: every node counts as alive).
-pub fn plan_node_live(
     objects: &Objects,
     node: &NodeIdentity,
     class: Option<&str>,
@@ -259,7 +251,7 @@ pub async fn run(
                 }
             }
             let plan = if load_errors.is_empty() {
-                plan_node_live(&objects, &identity, options.class.as_deref(), live.as_ref())
+                plan_node(&objects, &identity, options.class.as_deref(), live.as_ref())
             } else {
                 Err(load_errors.iter().map(ToString::to_string).collect())
             };
@@ -269,8 +261,7 @@ pub async fn run(
             next = Some((plan, changed_at));
         } else if live_changed {
             if let Some(objects) = &valid_objects {
-                let plan =
-                    plan_node_live(objects, &identity, options.class.as_deref(), live.as_ref());
+                let plan = plan_node(objects, &identity, options.class.as_deref(), live.as_ref());
                 next = Some((plan, Some(SystemTime::now())));
             }
         }
