@@ -1,20 +1,31 @@
 //! Allocator benchmark: N Services into 100.64.0.0/10, then a restart.
 //!
 //! ```sh
-//! cargo run --release -p ferrolb-allocator --example bench -- --sizes 10000,100000,1000000
+//! cargo run --release -p ferrolb-allocator --example bench -- --sizes 10000,100000,1000000 --runs 3
 //! ```
 //!
-//! Each size runs in its own child process, so the peak memory (`VmHWM`) is that size's alone. Per size:
+//! Each size runs in its own child process, so the peak memory (`VmHWM`) is that size's alone; the sizes are
+//! run in turn `--runs` times, and each figure is the best run (the least disturbed one) with the median.
+//! Per size:
 //! - **allocate**: a fresh allocator reconciles N new Services one by one (the controller path);
-//! - **restart**: a fresh allocator imports all N statuses (sorted as on start-up) and reconciles every
-//!   Service again; it must change nothing;
+//! - **restart**: a fresh allocator imports all N statuses and reconciles every Service again, in the
+//!   orders `Core::start` uses (more ingress IPs first then by key; then by key); it must change nothing;
 //! - **allocate_all**: the standalone whole-state function on the N Services with their statuses; it must
-//!   return the same assignments.
+//!   return the same assignments;
+//! - **reference**: a plain `HashMap<&str, u32>` inserting and then looking up the N keys `namespace/name`,
+//!   the least any keyed structure does, to show what the machine's memory does to growth.
+//!
+//! Every child runs the whole sequence twice. **Cold** is the first pass, in memory the process has never
+//! touched: each new page costs a page fault, which on a virtual machine can be several µs. **Warm** is the
+//! second pass, in memory the first one used and gave back to malloc (the child runs with glibc's
+//! `mmap_max=0` and a high `trim_threshold`, so freed memory stays in the process): the allocator's own
+//! work. Growth between sizes is printed for both, next to n log n.
 //!
 //! Building the N input objects is not timed, but its memory is part of the peak; nor is sorting them into
-//! start-up order for the restart (the caller's work; reported as `caller_sort_s`). Dropping the allocator
-//! is timed only inside `allocate_all`, which builds and drops one. The last line is JSON.
+//! start-up order (the caller's work, as `Core::start` does it; reported as `caller_sort_s`). Dropping the
+//! allocator is timed only inside `allocate_all`, which builds and drops one. The last line is JSON.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::Instant;
@@ -22,60 +33,133 @@ use std::time::Instant;
 use ferrolb_allocator::{
     allocate_all, Allocator, PoolConfig, Reconciled, ServicePort, ServiceView,
 };
+use serde_json::{json, Value};
+
+const PHASES: [&str; 4] = ["allocate_s", "restart_s", "allocate_all_s", "reference_s"];
+/// Keeps freed memory in the child, so that the warm pass reuses pages instead of faulting new ones.
+const CHILD_MALLOC: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let n: usize = args[i + 1].parse().expect("size");
-        println!("{}", run(n));
+        println!("{}", child(n));
         return;
     }
-    let sizes: Vec<usize> = match args.iter().position(|a| a == "--sizes") {
-        Some(i) => args[i + 1]
+    let flag = |name: &str| args.iter().position(|a| a == name).map(|i| &args[i + 1]);
+    let sizes: Vec<usize> = match flag("--sizes") {
+        Some(list) => list
             .split(',')
             .map(|s| s.trim().replace('_', "").parse().expect("size"))
             .collect(),
         None => vec![10_000, 100_000, 1_000_000],
     };
+    let runs: usize = flag("--runs").map_or(3, |r| r.parse().expect("--runs N"));
     let exe = std::env::current_exe().expect("own path");
-    println!("ferrolb-allocator bench: N Services into 100.64.0.0/10 (one child process per size)");
     println!(
-        "{:>10} {:>12} {:>12} {:>14} {:>14} {:>12}",
-        "services", "allocate s", "restart s", "allocate_all s", "µs/svc (alloc)", "peak MiB"
+        "ferrolb-allocator bench: N Services into 100.64.0.0/10; {runs} run(s), one child process per size and \
+         run; best run (median)"
     );
-    let mut results = Vec::new();
-    for n in sizes {
-        let out = Command::new(&exe)
-            .args(["--child", &n.to_string()])
-            .output()
-            .expect("run child");
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8(out.stdout).expect("utf-8");
-        let v: serde_json::Value = serde_json::from_str(line.trim()).expect("child JSON");
-        println!(
-            "{:>10} {:>12.3} {:>12.3} {:>14.3} {:>14.2} {:>12.1}",
-            n,
-            v["allocate_s"].as_f64().unwrap(),
-            v["restart_s"].as_f64().unwrap(),
-            v["allocate_all_s"].as_f64().unwrap(),
-            v["allocate_s"].as_f64().unwrap() * 1e6 / n as f64,
-            v["peak_rss_kib"].as_f64().unwrap() / 1024.0,
-        );
-        results.push(v);
+    // Sizes interleaved within each run, so that a slow spell of the machine hits every size alike.
+    let mut per_size: Vec<Vec<Value>> = vec![Vec::new(); sizes.len()];
+    for _ in 0..runs {
+        for (i, n) in sizes.iter().enumerate() {
+            let out = Command::new(&exe)
+                .args(["--child", &n.to_string()])
+                .env("GLIBC_TUNABLES", CHILD_MALLOC)
+                .output()
+                .expect("run child");
+            assert!(
+                out.status.success(),
+                "child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let line = String::from_utf8(out.stdout).expect("utf-8");
+            per_size[i].push(serde_json::from_str(line.trim()).expect("child JSON"));
+        }
     }
+
+    let mut growth = Vec::new();
+    for pass in ["warm", "cold"] {
+        println!("\n{pass}:");
+        println!(
+            "{:>10} {:>16} {:>16} {:>16} {:>16} {:>9}",
+            "services", "allocate s", "restart s", "allocate_all s", "reference s", "peak MiB"
+        );
+        for (n, runs) in sizes.iter().zip(&per_size) {
+            let cells: Vec<String> = PHASES
+                .iter()
+                .map(|p| {
+                    let (best, median) = stat(runs, pass, p);
+                    format!("{best:.3} ({median:.3})")
+                })
+                .collect();
+            let peak = runs
+                .iter()
+                .map(|v| v["peak_rss_kib"].as_f64().unwrap())
+                .fold(0.0, f64::max);
+            println!(
+                "{n:>10} {:>16} {:>16} {:>16} {:>16} {:>9.1}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                peak / 1024.0
+            );
+        }
+        for i in 1..sizes.len() {
+            let (a, b) = (sizes[i - 1] as f64, sizes[i] as f64);
+            let n_log_n = b * b.ln() / (a * a.ln());
+            let ratio = |p: &str| stat(&per_size[i], pass, p).0 / stat(&per_size[i - 1], pass, p).0;
+            println!(
+                "growth {} -> {}: allocate x{:.1}, restart x{:.1}, allocate_all x{:.1}; reference x{:.1}; \
+                 n log n x{n_log_n:.1}",
+                sizes[i - 1],
+                sizes[i],
+                ratio(PHASES[0]),
+                ratio(PHASES[1]),
+                ratio(PHASES[2]),
+                ratio(PHASES[3]),
+            );
+            growth.push(json!({
+                "pass": pass, "from": sizes[i - 1], "to": sizes[i], "n_log_n": n_log_n,
+                "allocate": ratio(PHASES[0]), "restart": ratio(PHASES[1]),
+                "allocate_all": ratio(PHASES[2]), "reference": ratio(PHASES[3]),
+            }));
+        }
+    }
+    let results: Vec<Value> = sizes
+        .iter()
+        .zip(&per_size)
+        .map(|(n, runs)| {
+            let best = |pass: &str| -> Value {
+                PHASES
+                    .iter()
+                    .map(|p| (p.to_string(), stat(runs, pass, p).0.into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            };
+            json!({ "services": n, "best_warm": best("warm"), "best_cold": best("cold"), "runs": runs })
+        })
+        .collect();
     println!(
         "{}",
-        serde_json::json!({ "bench": "allocator", "pool": "100.64.0.0/10", "results": results })
+        json!({ "bench": "allocator", "pool": "100.64.0.0/10", "results": results, "growth": growth })
     );
 }
 
-/// One size, in this (child) process.
-fn run(n: usize) -> serde_json::Value {
-    let pools = vec![PoolConfig::new("bench", &["100.64.0.0/10"])];
+/// Best (least disturbed) and median of one figure over the runs.
+fn stat(runs: &[Value], pass: &str, phase: &str) -> (f64, f64) {
+    let mut t: Vec<f64> = runs
+        .iter()
+        .map(|v| v[pass][phase].as_f64().unwrap())
+        .collect();
+    t.sort_by(f64::total_cmp);
+    (t[0], t[t.len() / 2])
+}
+
+/// One size, in this (child) process: the cold pass, then the warm one.
+fn child(n: usize) -> Value {
     let mut services: Vec<ServiceView> = (0..n)
         .map(|i| {
             let mut s = ServiceView::load_balancer(format!("ns-{}", i % 1000), format!("svc-{i}"));
@@ -83,12 +167,24 @@ fn run(n: usize) -> serde_json::Value {
             s
         })
         .collect();
+    let cold = pass(&mut services);
+    let warm = pass(&mut services);
+    json!({ "services": n, "cold": cold, "warm": warm, "peak_rss_kib": peak_rss_kib() })
+}
+
+/// Every phase once, on Services without status.
+fn pass(services: &mut [ServiceView]) -> Value {
+    let n = services.len();
+    let pools = vec![PoolConfig::new("bench", &["100.64.0.0/10"])];
+    for s in services.iter_mut() {
+        s.ingress_ips.clear();
+    }
 
     // Allocate: the controller reconciling N new Services.
     let start = Instant::now();
     let mut live = Allocator::new(None);
     live.set_pools(pools.clone()).expect("pool");
-    for s in &services {
+    for s in services.iter() {
         match live.reconcile(s) {
             Reconciled::Handled { result: Ok(_), .. } => {}
             other => panic!("{}: {other:?}", s.key()),
@@ -98,34 +194,35 @@ fn run(n: usize) -> serde_json::Value {
     assert_eq!(live.len(), n);
 
     // The controller writes the statuses, then restarts (the old allocator is gone).
-    for s in &mut services {
+    for s in services.iter_mut() {
         s.ingress_ips = live.assignment(&s.key()).expect("assigned").ips;
     }
     let stats = live.pool_stats("bench").expect("pool");
     drop(live);
 
-    // Restart: import every status first (more ingress IPs first, then by key), then reconcile everything.
-    // Putting the Services in that order is the caller's work (the controller sorts its own objects), so it
-    // is timed on its own, not as part of the restart.
+    // Restart, as `Core::start` does it: import every status (more ingress IPs first, then by key), then
+    // reconcile every Service by key. Putting them in those orders is the caller's work, timed on its own.
     let start = Instant::now();
-    let mut order: Vec<&ServiceView> = services.iter().collect();
-    order.sort_by(|a, b| {
+    let mut import_order: Vec<&ServiceView> = services.iter().collect();
+    import_order.sort_by(|a, b| {
         (b.ingress_ips.len(), &a.namespace, &a.name).cmp(&(
             a.ingress_ips.len(),
             &b.namespace,
             &b.name,
         ))
     });
+    let mut key_order = import_order.clone();
+    key_order.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let caller_sort_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let mut restarted = Allocator::new(None);
     restarted.set_pools(pools.clone()).expect("pool");
-    restarted.reserve(services.len()); // the controller knows how many Services it listed
-    for s in order {
+    restarted.reserve(n); // the controller knows how many Services it listed
+    for s in import_order {
         restarted.import(s);
     }
     let mut changed = 0usize;
-    for s in &services {
+    for s in key_order {
         let ips: Option<Vec<IpAddr>> = restarted.reconcile(s).assignment().map(|a| a.ips.clone());
         changed += usize::from(ips.as_ref() != Some(&s.ingress_ips));
     }
@@ -135,7 +232,7 @@ fn run(n: usize) -> serde_json::Value {
 
     // Standalone: the whole-state function on the same objects.
     let start = Instant::now();
-    let all = allocate_all(&pools, None, &services).expect("pool");
+    let all = allocate_all(&pools, None, services).expect("pool");
     let allocate_all_s = start.elapsed().as_secs_f64();
     let changed_all = services
         .iter()
@@ -147,19 +244,33 @@ fn run(n: usize) -> serde_json::Value {
         })
         .count();
     assert_eq!(changed_all, 0, "allocate_all changed assignments");
+    drop(all);
 
-    serde_json::json!({
-        "services": n,
+    json!({
         "allocate_s": allocate_s,
         "restart_s": restart_s,
         "caller_sort_s": caller_sort_s,
         "allocate_all_s": allocate_all_s,
+        "reference_s": reference(services),
         "changed_after_restart": changed,
         "changed_by_allocate_all": changed_all,
         "assigned_ipv4": stats.assigned_ipv4,
         "available_ipv4": stats.available_ipv4,
-        "peak_rss_kib": peak_rss_kib(),
     })
+}
+
+/// A `HashMap` of the N keys: insert all, then look each up once.
+fn reference(services: &[ServiceView]) -> f64 {
+    let keys: Vec<String> = services.iter().map(|s| s.key().to_string()).collect();
+    let start = Instant::now();
+    let mut map: HashMap<&str, u32> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        map.insert(k, i as u32);
+    }
+    let sum: u64 = keys.iter().map(|k| u64::from(map[k.as_str()])).sum();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(sum, (0..keys.len() as u64).sum::<u64>());
+    elapsed
 }
 
 /// `VmHWM` of this process, in KiB.

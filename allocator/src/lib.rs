@@ -45,11 +45,13 @@ mod allocator;
 pub mod annotations;
 pub mod controller;
 mod error;
+mod held;
 mod plan;
 mod pool;
 mod request;
 mod selector;
 mod service;
+mod table;
 
 pub use allocator::{AllocEvent, Allocator, Assignment, Imported, PoolStats, Reconciled};
 pub use annotations::{aliases_used, AliasUse};

@@ -58,7 +58,7 @@ fn result_as_object<S: Serializer>(
 /// Deterministic: existing assignments are imported first (Services with more ingress IPs first, then by
 /// namespace/name), then every Service is reconciled, oldest first (`creationTimestamp`, then
 /// namespace/name), all releases before any allocation. The input order does not matter, and running again on the output (status = the result)
-/// changes nothing. Service keys must be unique.
+/// changes nothing. Service keys should be unique; of a repeated one, the last copy counts.
 pub fn allocate_all(
     pools: &[PoolConfig],
     class: Option<&str>,
@@ -117,11 +117,12 @@ fn run(
         .collect();
     // Restart order (MetalLB's reload pass): dual-stack holders claim both addresses before single ones.
     ranked.sort_unstable();
-    let mut order: Vec<&ServiceView> = ranked.iter().map(|&(_, r)| by_key[r as usize]).collect();
-    drop(ranked);
-    for svc in &order {
+    // Where import left each Service (by rank), so that settling it below needs no second lookup.
+    let mut found = vec![None; by_key.len()];
+    for &(_, rank) in &ranked {
         // Rejections are reported again, as a Cleared event, when the Service is settled below.
-        allocator.import(svc);
+        let (_, slot) = allocator.import_found(by_key[rank as usize]);
+        found[rank as usize] = Some(slot);
     }
 
     // Allocation order: older Services first (creationTimestamp; those without one last), then by
@@ -132,18 +133,28 @@ fn run(
         .map(|(rank, svc)| (svc.created.is_none(), svc.created, rank as u32))
         .collect();
     ranked.sort_unstable();
-    order.clear();
-    order.extend(ranked.iter().map(|&(_, _, r)| by_key[r as usize]));
+    let order: Vec<(&ServiceView, u32)> = ranked
+        .iter()
+        .map(|&(_, _, r)| (by_key[r as usize], r))
+        .collect();
     drop((ranked, by_key));
     // Every release (settle) before any allocation (finish), so that one pass reaches a fixed point.
-    let settled: Vec<Settled> = order.iter().map(|svc| allocator.settle(svc)).collect();
+    // Settling a Service changes only its own slot, so each one found above is still current.
+    let settled: Vec<Settled> = order
+        .iter()
+        .map(|&(svc, rank)| {
+            let slot = found[rank as usize].take().expect("imported");
+            allocator.settle_found(svc, slot)
+        })
+        .collect();
+    drop(found);
     let mut failed = Vec::new();
-    for (svc, settled) in order.iter().zip(settled) {
+    for (&(svc, _), settled) in order.iter().zip(settled) {
         match allocator.finish(settled) {
             Reconciled::Handled {
                 result: Err(error),
                 events,
-            } => failed.push((*svc, error, events)),
+            } => failed.push((svc, error, events)),
             outcome => each(svc, outcome),
         }
     }
@@ -163,16 +174,22 @@ fn run(
     Ok(allocator)
 }
 
-/// `services` in namespace/name order. Sorted on inline copies of the first 16 bytes of both strings, so that
-/// comparisons rarely follow the pointers to the strings: with a million Services, each of those is a cache
-/// miss, and a comparison sort makes ~20 million comparisons.
+/// `services` in namespace/name order, each key once: a repeated key keeps its last copy in input order, as
+/// applying the same manifests to a cluster would. Sorted on inline copies of the first 16 bytes of both
+/// strings, so that comparisons rarely follow the pointers to the strings: with a million Services, each of
+/// those is a cache miss, and a comparison sort makes ~20 million comparisons.
 fn by_key(services: &[ServiceView]) -> Vec<&ServiceView> {
-    let mut keys: Vec<(Prefix, Prefix, &ServiceView)> = services
+    let mut keys: Vec<(Prefix, Prefix, usize, &ServiceView)> = services
         .iter()
-        .map(|s| (Prefix::of(&s.namespace), Prefix::of(&s.name), s))
+        .enumerate()
+        .map(|(i, s)| (Prefix::of(&s.namespace), Prefix::of(&s.name), i, s))
         .collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    keys.into_iter().map(|(_, _, s)| s).collect()
+    // The latest copy of a key first, so that `dedup_by` (which keeps the first of a run) keeps it.
+    keys.sort_unstable_by(|a, b| {
+        (a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1))).then_with(|| b.2.cmp(&a.2))
+    });
+    keys.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+    keys.into_iter().map(|(_, _, _, s)| s).collect()
 }
 
 /// A string, ordered as `str` is, with its first 16 bytes inline.

@@ -130,11 +130,10 @@ impl Request {
 }
 
 fn need(svc: &ServiceView) -> Result<Need, AllocationError> {
-    let mut cluster = svc.cluster_ip_families.clone();
-    cluster.dedup();
+    let cluster = &svc.cluster_ip_families;
     let first = *cluster.first().ok_or(AllocationError::NoClusterIp)?;
     let primary = svc.ip_families.first().copied().unwrap_or(first);
-    Ok(if cluster.len() >= 2 {
+    Ok(if cluster.iter().any(|f| *f != first) {
         match svc.family_policy() {
             IpFamilyPolicy::RequireDualStack => Need::Dual {
                 primary,

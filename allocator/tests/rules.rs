@@ -1239,6 +1239,26 @@ fn allocate_all_serves_older_services_first_so_a_new_one_renumbers_nothing() {
 }
 
 #[test]
+fn allocate_all_takes_the_last_copy_of_a_service_listed_twice() {
+    // Keys should be unique, but manifests can repeat one: the last copy counts, as applying the manifests
+    // in order would leave it. The other copy is not half-processed (here it would clear the imported IP).
+    let pools = vec![pool("blue", &["203.0.113.0/28"])];
+    let held = svc("shop", "web").status(&["203.0.113.5"]);
+    let mut moved = held.clone();
+    moved.load_balancer_ip = Some("203.0.113.9".into());
+    for (services, want) in [
+        ([held.clone(), moved.clone()], "203.0.113.9"),
+        ([moved.clone(), held.clone()], "203.0.113.5"),
+    ] {
+        let all = allocate_all(&pools, None, &services).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[&held.key()].as_ref().unwrap().ips, ips(&[want]));
+        let plan = plan(&pools, None, &services).unwrap();
+        assert_eq!(plan.pools["blue"].assigned_ipv4, 1, "{plan:?}");
+    }
+}
+
+#[test]
 fn allocate_all_is_order_independent_and_idempotent() {
     let pools = vec![
         pool("blue", &["203.0.113.0/28"]),
