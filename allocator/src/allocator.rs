@@ -25,7 +25,7 @@ use crate::held::HeldIps;
 use crate::pool::PoolConfig;
 use crate::request::{Need, Request, ShareKey};
 use crate::service::{Ignored, IpFamily, ServiceKey, ServiceView};
-use crate::table::{Sid, Table, Vacant};
+use crate::table::{Sid, StoredKey, Table, Vacant};
 
 /// The IPs a Service holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -214,7 +214,7 @@ pub(crate) enum Settled {
         events: Vec<AllocEvent>,
     },
     Pending {
-        key: ServiceKey,
+        key: StoredKey,
         vacant: Vacant,
         request: Box<Request>,
         events: Vec<AllocEvent>,
@@ -258,8 +258,8 @@ impl Allocator {
             stranded,
             ..
         } = self;
-        for (sid, key, rec) in services.iter_mut() {
-            match pools.placement(&key.namespace, &rec.ips, rec.pool.as_deref(), &rec.request) {
+        for (sid, namespace, rec) in services.iter_mut() {
+            match pools.placement(namespace, &rec.ips, rec.pool.as_deref(), &rec.request) {
                 Ok(pi) => {
                     rec.pool = Some(pools.list[pi].name.clone());
                     rec.stranded = None;
@@ -305,7 +305,13 @@ impl Allocator {
             return (Imported::Rejected { ips, reason }, found);
         };
         let from = annotations.allocated_from_pool.as_deref();
-        match self.adopt(svc.key(), vacant, &svc.ingress_ips, from, request) {
+        match self.adopt(
+            StoredKey::new(&svc.namespace, &svc.name),
+            vacant,
+            &svc.ingress_ips,
+            from,
+            request,
+        ) {
             Ok((sid, stranded)) => (Imported::Registered { stranded }, Ok(sid)),
             Err((_, reason)) => {
                 let ips = svc.ingress_ips.clone();
@@ -337,11 +343,11 @@ impl Allocator {
     }
 
     /// Every assignment, in namespace/name order.
-    pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, Assignment)> {
-        let mut records: Vec<(&ServiceKey, &Record)> =
-            self.services.iter().map(|(_, k, r)| (k, r)).collect();
-        records.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        records.into_iter().map(|(k, r)| (k, r.assignment()))
+    pub fn assignments(&self) -> impl Iterator<Item = (ServiceKey, Assignment)> + '_ {
+        let mut sids: Vec<Sid> = self.services.iter().map(|(sid, _)| sid).collect();
+        sids.sort_unstable_by(|a, b| self.services.cmp_keys(*a, *b));
+        sids.into_iter()
+            .map(|sid| (self.services.key(sid), self.services.get(sid).assignment()))
     }
 
     /// Number of Services holding IPs.
@@ -354,7 +360,7 @@ impl Allocator {
     }
 
     /// The Services holding `ip`, in namespace/name order.
-    pub fn holders(&self, ip: IpAddr) -> Vec<&ServiceKey> {
+    pub fn holders(&self, ip: IpAddr) -> Vec<ServiceKey> {
         self.held
             .holders(ip)
             .map(|h| h.iter().map(|sid| self.services.key(*sid)).collect())
@@ -381,7 +387,7 @@ impl Allocator {
             for ip in &s.ips {
                 out.push(PoolConflict {
                     pool: pool.clone(),
-                    service: self.services.key(sid).clone(),
+                    service: self.services.key(sid),
                     ip: *ip,
                     reason: s.reason.clone(),
                 });
@@ -457,7 +463,13 @@ impl Allocator {
             // them as import would.
             Err(vacant) if !svc.ingress_ips.is_empty() => {
                 let from = annotations.allocated_from_pool.as_deref();
-                match self.adopt(svc.key(), vacant, &svc.ingress_ips, from, request.clone()) {
+                match self.adopt(
+                    StoredKey::new(&svc.namespace, &svc.name),
+                    vacant,
+                    &svc.ingress_ips,
+                    from,
+                    request.clone(),
+                ) {
                     Ok((sid, _)) => sid,
                     Err((key, reason)) => {
                         events.push(AllocEvent::Cleared {
@@ -468,7 +480,10 @@ impl Allocator {
                     }
                 }
             }
-            Err(vacant) => return pending(svc.key(), vacant, request, events),
+            Err(vacant) => {
+                let key = StoredKey::new(&svc.namespace, &svc.name);
+                return pending(key, vacant, request, events);
+            }
         };
         // A malformed IP request leaves the rest of the request in force: the current IPs are checked against
         // it and kept if still valid (MetalLB leaves the status alone), but nothing new is allocated.
@@ -539,7 +554,7 @@ impl Allocator {
                 // Pending Services are not tracked: they hold nothing.
                 let me = Claimant {
                     sid: None,
-                    namespace: &key.namespace,
+                    namespace: key.namespace(),
                 };
                 match self.allocate(me, &request) {
                     Ok((pi, ips)) => {
@@ -608,7 +623,7 @@ impl Allocator {
         let pool = self.pools.list[pi].name.clone();
         let me = Claimant {
             sid: Some(sid),
-            namespace: &self.services.key(sid).namespace,
+            namespace: self.services.namespace(sid),
         };
         match self.offer(pi, family, me, &rec.request) {
             Some(ip) => {
@@ -637,12 +652,12 @@ impl Allocator {
     /// misfit with the pools is registered as stranded.
     fn adopt(
         &mut self,
-        key: ServiceKey,
+        key: StoredKey,
         vacant: Vacant,
         ips: &[IpAddr],
         allocated_from: Option<&str>,
         request: Request,
-    ) -> Result<(Sid, Option<StrandedReason>), (ServiceKey, ClearReason)> {
+    ) -> Result<(Sid, Option<StrandedReason>), (StoredKey, ClearReason)> {
         let invalid = |problem| ClearReason::InvalidStatus {
             ips: ips.to_vec(),
             problem,
@@ -658,7 +673,7 @@ impl Allocator {
         // Not tracked yet, so none of the IPs' holders is this Service.
         let me = Claimant {
             sid: None,
-            namespace: &key.namespace,
+            namespace: key.namespace(),
         };
         // The pool the IPs came from: the one they lie in, if they are valid there (a CIDR may have moved to
         // another pool); otherwise the one the controller recorded, so that a stranded assignment is judged
@@ -787,7 +802,7 @@ impl Allocator {
         if let Err(mismatch) = req.share.compatible_with(share) {
             return Err(AllocationError::SharingConflict {
                 ip,
-                holder: self.services.key(first).clone(),
+                holder: self.services.key(first),
                 mismatch: Box::new(mismatch),
             });
         }
@@ -795,7 +810,7 @@ impl Allocator {
             if let Some(port) = req.port_overlap(&self.services.get(holder).request.ports) {
                 return Err(AllocationError::PortConflict {
                     ip,
-                    holder: self.services.key(holder).clone(),
+                    holder: self.services.key(holder),
                     port,
                 });
             }
@@ -992,7 +1007,7 @@ impl Allocator {
 
     // ----- bookkeeping of held IPs -----
 
-    fn register(&mut self, key: ServiceKey, vacant: Vacant, rec: Record) -> Sid {
+    fn register(&mut self, key: StoredKey, vacant: Vacant, rec: Record) -> Sid {
         let (ips, stranded) = (rec.ips, rec.stranded.is_some());
         let sid = self.services.insert(vacant, key, rec);
         for ip in ips.iter() {
@@ -1005,7 +1020,7 @@ impl Allocator {
     }
 
     /// Stops tracking a Service and frees the IPs no one else holds. Returns its key, its vacancy and IPs.
-    fn remove(&mut self, sid: Sid) -> (ServiceKey, Vacant, Vec<IpAddr>) {
+    fn remove(&mut self, sid: Sid) -> (StoredKey, Vacant, Vec<IpAddr>) {
         let (key, vacant, rec) = self.services.remove(sid);
         self.stranded.remove(&sid);
         for ip in rec.ips.iter() {
@@ -1026,7 +1041,7 @@ impl Allocator {
             pools,
             ..
         } = self;
-        if held.add(ip, sid, |a, b| services.key(a).cmp(services.key(b))) {
+        if held.add(ip, sid, |a, b| services.cmp_keys(a, b)) {
             pools.take(ip);
             let share = self.services.get(sid).request.share.clone();
             self.index(ip, &share);
@@ -1052,10 +1067,11 @@ impl Allocator {
     /// Checks every internal index against the records. For tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut expected: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
-        for (sid, key, rec) in self.services.iter() {
+        let mut expected: BTreeMap<IpAddr, Vec<ServiceKey>> = BTreeMap::new();
+        for (sid, rec) in self.services.iter() {
+            let key = self.services.key(sid);
             for ip in rec.ips.iter() {
-                expected.entry(*ip).or_default().push(key);
+                expected.entry(*ip).or_default().push(key.clone());
             }
             if rec.stranded.is_some() != self.stranded.contains(&sid) {
                 return Err(format!("{key}: stranded set out of date"));
@@ -1073,7 +1089,7 @@ impl Allocator {
         }
         let mut sharing = 0;
         for (ip, holders) in self.held.iter() {
-            let keys: Vec<&ServiceKey> = holders.iter().map(|h| self.services.key(*h)).collect();
+            let keys: Vec<ServiceKey> = holders.iter().map(|h| self.services.key(*h)).collect();
             if !keys.windows(2).all(|w| w[0] < w[1]) {
                 return Err(format!("{ip}: holders {keys:?} not in order"));
             }
@@ -1129,7 +1145,7 @@ impl Record {
 }
 
 /// A Service that needs new IPs; with a malformed IP request it gets none until the request is fixed.
-fn pending(key: ServiceKey, vacant: Vacant, request: Request, events: Vec<AllocEvent>) -> Settled {
+fn pending(key: StoredKey, vacant: Vacant, request: Request, events: Vec<AllocEvent>) -> Settled {
     match &request.invalid {
         Some(error) => {
             let result = Err((**error).clone());

@@ -5,8 +5,11 @@
 //! buckets, so every lookup missed the caches and the TLB, and growth from 100k to 1M Services was far worse
 //! than n log n. Here the index holds 8 bytes per bucket (the id and 32 bits of the hash, so that growing it
 //! never touches a key): 16 MiB at 1M Services, inside the L3 cache. Records sit in one vector in insertion
-//! order, and other structures (the IP map, sharing groups) refer to them by `Sid` instead of by key.
+//! order, and other structures (the IP map, sharing groups) refer to them by `Sid` instead of by key. Keys
+//! are stored inline in the slot when they are short (as most are), so that confirming a lookup reads the
+//! slot and nothing else.
 
+use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -29,7 +32,7 @@ struct Entry {
 /// Records by [`Sid`], with a namespace/name index.
 #[derive(Debug, Clone)]
 pub(crate) struct Table<T> {
-    slots: Vec<Option<(ServiceKey, T)>>,
+    slots: Vec<Option<(StoredKey, T)>>,
     /// Empty slots, reused last-freed first.
     vacant: Vec<Sid>,
     index: HashTable<Entry>,
@@ -68,20 +71,20 @@ impl<T> Table<T> {
         let hash = self.hash(namespace, name);
         self.index
             .find(spread(hash), |e| {
-                e.hash == hash && {
-                    let (key, _) = self.slot(e.sid);
-                    key.name == name && key.namespace == namespace
-                }
+                e.hash == hash && self.slot(e.sid).0.is(namespace, name)
             })
             .map(|e| e.sid)
             .ok_or(Vacant(hash))
     }
 
     /// Adds a Service that is not tracked, with the [`Vacant`] a lookup of its key returned.
-    pub fn insert(&mut self, vacant: Vacant, key: ServiceKey, value: T) -> Sid {
+    pub fn insert(&mut self, vacant: Vacant, key: StoredKey, value: T) -> Sid {
         let Vacant(hash) = vacant;
-        debug_assert_eq!(hash, self.hash(&key.namespace, &key.name));
-        debug_assert!(self.find(&key.namespace, &key.name).is_none());
+        debug_assert_eq!(hash, self.hash_parts(key.parts()));
+        debug_assert!(self
+            .index
+            .find(spread(hash), |e| self.slot(e.sid).0.parts() == key.parts())
+            .is_none());
         let sid = match self.vacant.pop() {
             Some(sid) => {
                 self.slots[sid as usize] = Some((key, value));
@@ -99,9 +102,9 @@ impl<T> Table<T> {
     }
 
     /// Stops tracking a Service; the [`Vacant`] allows adding it back.
-    pub fn remove(&mut self, sid: Sid) -> (ServiceKey, Vacant, T) {
+    pub fn remove(&mut self, sid: Sid) -> (StoredKey, Vacant, T) {
         let (key, value) = self.slots[sid as usize].take().expect("tracked Service");
-        let hash = self.hash(&key.namespace, &key.name);
+        let hash = self.hash_parts(key.parts());
         self.index
             .find_entry(spread(hash), |e| e.sid == sid)
             .expect("indexed")
@@ -110,8 +113,17 @@ impl<T> Table<T> {
         (key, Vacant(hash), value)
     }
 
-    pub fn key(&self, sid: Sid) -> &ServiceKey {
-        &self.slot(sid).0
+    pub fn key(&self, sid: Sid) -> ServiceKey {
+        self.slot(sid).0.to_key()
+    }
+
+    pub fn namespace(&self, sid: Sid) -> &str {
+        self.slot(sid).0.namespace()
+    }
+
+    /// Orders two tracked Services by namespace, then name (as [`ServiceKey`] orders).
+    pub fn cmp_keys(&self, a: Sid, b: Sid) -> Ordering {
+        self.slot(a).0.parts().cmp(&self.slot(b).0.parts())
     }
 
     pub fn get(&self, sid: Sid) -> &T {
@@ -126,27 +138,102 @@ impl<T> Table<T> {
     }
 
     /// Every tracked Service, in slot order (unrelated to keys).
-    pub fn iter(&self) -> impl Iterator<Item = (Sid, &ServiceKey, &T)> {
+    pub fn iter(&self) -> impl Iterator<Item = (Sid, &T)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(sid, s)| s.as_ref().map(|(k, v)| (sid as Sid, k, v)))
+            .filter_map(|(sid, s)| s.as_ref().map(|(_, v)| (sid as Sid, v)))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Sid, &ServiceKey, &mut T)> {
+    /// Every tracked Service with its namespace, in slot order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Sid, &str, &mut T)> {
         self.slots
             .iter_mut()
             .enumerate()
-            .filter_map(|(sid, s)| s.as_mut().map(|(k, v)| (sid as Sid, &*k, v)))
+            .filter_map(|(sid, s)| s.as_mut().map(|(k, v)| (sid as Sid, k.namespace(), v)))
     }
 
-    fn slot(&self, sid: Sid) -> &(ServiceKey, T) {
+    fn slot(&self, sid: Sid) -> &(StoredKey, T) {
         self.slots[sid as usize].as_ref().expect("tracked Service")
     }
 
     fn hash(&self, namespace: &str, name: &str) -> u32 {
-        let h = self.hasher.hash_one((namespace, name));
+        self.hash_parts((namespace.as_bytes(), name.as_bytes()))
+    }
+
+    fn hash_parts(&self, parts: (&[u8], &[u8])) -> u32 {
+        let h = self.hasher.hash_one(parts);
         (h ^ (h >> 32)) as u32
+    }
+}
+
+/// Longest `namespace` + `name` stored inline (the slot stays 48 bytes, as a `ServiceKey`'s two `String`s).
+const INLINE: usize = 45;
+
+/// A Service's key as the table stores it: the bytes of namespace and name, inline when they fit, else in
+/// one allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum StoredKey {
+    Inline {
+        namespace_len: u8,
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap {
+        namespace_len: usize,
+        bytes: Box<str>,
+    },
+}
+
+impl StoredKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        let (ns, name_bytes) = (namespace.as_bytes(), name.as_bytes());
+        let len = ns.len() + name_bytes.len();
+        if len <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..ns.len()].copy_from_slice(ns);
+            bytes[ns.len()..len].copy_from_slice(name_bytes);
+            StoredKey::Inline {
+                namespace_len: ns.len() as u8,
+                len: len as u8,
+                bytes,
+            }
+        } else {
+            StoredKey::Heap {
+                namespace_len: ns.len(),
+                bytes: format!("{namespace}{name}").into_boxed_str(),
+            }
+        }
+    }
+
+    /// Namespace and name, as bytes.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        let (split, all) = match self {
+            StoredKey::Inline {
+                namespace_len,
+                len,
+                bytes,
+            } => (usize::from(*namespace_len), &bytes[..usize::from(*len)]),
+            StoredKey::Heap {
+                namespace_len,
+                bytes,
+            } => (*namespace_len, bytes.as_bytes()),
+        };
+        all.split_at(split)
+    }
+
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        self.parts() == (namespace.as_bytes(), name.as_bytes())
+    }
+
+    pub fn namespace(&self) -> &str {
+        std::str::from_utf8(self.parts().0).expect("stored from a str")
+    }
+
+    pub fn to_key(&self) -> ServiceKey {
+        let (ns, name) = self.parts();
+        let text = |b| std::str::from_utf8(b).expect("stored from a str");
+        ServiceKey::new(text(ns), text(name))
     }
 }
 
@@ -166,7 +253,7 @@ mod tests {
 
     fn add<T>(t: &mut Table<T>, ns: &str, name: &str, value: T) -> Sid {
         let vacant = t.lookup(ns, name).expect_err("not tracked yet");
-        t.insert(vacant, key(ns, name), value)
+        t.insert(vacant, StoredKey::new(ns, name), value)
     }
 
     #[test]
@@ -183,7 +270,7 @@ mod tests {
         assert_eq!(t.len(), 3);
 
         let (removed, vacant, value) = t.remove(a);
-        assert_eq!((removed, value), (key("ns", "a"), 1));
+        assert_eq!((removed.to_key(), value), (key("ns", "a"), 1));
         assert_eq!(t.lookup("ns", "a"), Err(vacant));
         assert_eq!(t.find("ns", "a"), None);
         assert_eq!(t.len(), 2);
@@ -191,13 +278,43 @@ mod tests {
         let d = add(&mut t, "ns", "d", 4);
         assert_eq!(d, a);
         assert_eq!(t.find("ns", "d"), Some(d));
-        assert_eq!((t.key(d), *t.get(d)), (&key("ns", "d"), 4));
+        assert_eq!((t.key(d), *t.get(d)), (key("ns", "d"), 4));
         *t.get_mut(b) += 10;
-        let mut all: Vec<(String, i32)> = t.iter().map(|(_, k, v)| (k.to_string(), *v)).collect();
+        let mut all: Vec<(String, i32)> =
+            t.iter().map(|(s, v)| (t.key(s).to_string(), *v)).collect();
         all.sort();
         assert_eq!(
             all,
             [("ns/b".into(), 12), ("ns/d".into(), 4), ("nsa/".into(), 3)]
+        );
+    }
+
+    #[test]
+    fn long_keys_and_multibyte_names_round_trip_and_order_as_strings() {
+        let long = "n".repeat(63);
+        let mut t = Table::default();
+        let cases = [
+            ("", ""),
+            ("a", "b"),
+            ("ns", "é-ü"),
+            (long.as_str(), "x"),
+            ("x", long.as_str()),
+            ("kube-system", "ingress-nginx-controller-admission"),
+        ];
+        let sids: Vec<Sid> = cases.iter().map(|(ns, n)| add(&mut t, ns, n, 0)).collect();
+        for ((ns, name), &sid) in cases.iter().zip(&sids) {
+            assert_eq!(t.find(ns, name), Some(sid));
+            assert_eq!(t.key(sid), key(ns, name));
+            assert_eq!(t.namespace(sid), *ns);
+        }
+        for &a in &sids {
+            for &b in &sids {
+                assert_eq!(t.cmp_keys(a, b), t.key(a).cmp(&t.key(b)));
+            }
+        }
+        assert_eq!(
+            std::mem::size_of::<StoredKey>(),
+            std::mem::size_of::<ServiceKey>()
         );
     }
 

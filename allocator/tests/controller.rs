@@ -659,7 +659,7 @@ fn on_takeover_the_first_holder_keeps_a_contested_ip_and_the_other_is_renumbered
     let (core, outcome) = Core::start(None, &cluster).unwrap();
     assert_eq!(
         core.allocator().holders("203.0.113.9".parse().unwrap()),
-        [&ServiceKey::new("a", "one")]
+        [ServiceKey::new("a", "one")]
     );
     assert!(outcome.writes.contains(&Write::Ingress {
         service: ServiceKey::new("b", "two"),

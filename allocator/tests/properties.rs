@@ -355,11 +355,8 @@ impl World {
                 self.alloc.release(&key);
             }
             Op::Pools(spec) => {
-                let before: BTreeMap<ServiceKey, Vec<IpAddr>> = self
-                    .alloc
-                    .assignments()
-                    .map(|(k, a)| (k.clone(), a.ips))
-                    .collect();
+                let before: BTreeMap<ServiceKey, Vec<IpAddr>> =
+                    self.alloc.assignments().map(|(k, a)| (k, a.ips)).collect();
                 self.pools = build_pools(spec);
                 self.alloc
                     .set_pools(self.pools.clone())
@@ -385,11 +382,7 @@ impl World {
 
     fn check(&self) -> Result<(), TestCaseError> {
         self.alloc.check_invariants().map_err(TestCaseError::fail)?;
-        let assignments: BTreeMap<ServiceKey, Assignment> = self
-            .alloc
-            .assignments()
-            .map(|(k, a)| (k.clone(), a))
-            .collect();
+        let assignments: BTreeMap<ServiceKey, Assignment> = self.alloc.assignments().collect();
         let conflicted: BTreeSet<ServiceKey> = self
             .alloc
             .conflicts()
@@ -457,8 +450,7 @@ impl World {
                 s.key()
             );
         }
-        let replayed: BTreeMap<ServiceKey, Assignment> =
-            fresh.assignments().map(|(k, a)| (k.clone(), a)).collect();
+        let replayed: BTreeMap<ServiceKey, Assignment> = fresh.assignments().collect();
         prop_assert_eq!(&replayed, &assignments);
 
         // allocate_all: order-independent, and a fixed point on its own output.

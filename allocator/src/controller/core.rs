@@ -244,7 +244,7 @@ impl Core {
         let gone: Vec<ServiceKey> = self
             .allocator
             .assignments()
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k)
             .filter(|k| !present.contains(k))
             .collect();
         for key in &gone {
