@@ -305,15 +305,9 @@ impl Allocator {
             return (Imported::Rejected { ips, reason }, found);
         };
         let from = annotations.allocated_from_pool.as_deref();
-        match self.adopt(
-            StoredKey::new(&svc.namespace, &svc.name),
-            vacant,
-            &svc.ingress_ips,
-            from,
-            request,
-        ) {
+        match self.adopt(svc, vacant, from, request) {
             Ok((sid, stranded)) => (Imported::Registered { stranded }, Ok(sid)),
-            Err((_, reason)) => {
+            Err(reason) => {
                 let ips = svc.ingress_ips.clone();
                 (Imported::Rejected { ips, reason }, found)
             }
@@ -463,15 +457,10 @@ impl Allocator {
             // them as import would.
             Err(vacant) if !svc.ingress_ips.is_empty() => {
                 let from = annotations.allocated_from_pool.as_deref();
-                match self.adopt(
-                    StoredKey::new(&svc.namespace, &svc.name),
-                    vacant,
-                    &svc.ingress_ips,
-                    from,
-                    request.clone(),
-                ) {
+                match self.adopt(svc, vacant, from, request.clone()) {
                     Ok((sid, _)) => sid,
-                    Err((key, reason)) => {
+                    Err(reason) => {
+                        let key = StoredKey::new(&svc.namespace, &svc.name);
                         events.push(AllocEvent::Cleared {
                             ips: svc.ingress_ips.clone(),
                             reason,
@@ -652,28 +641,28 @@ impl Allocator {
     /// misfit with the pools is registered as stranded.
     fn adopt(
         &mut self,
-        key: StoredKey,
+        svc: &ServiceView,
         vacant: Vacant,
-        ips: &[IpAddr],
         allocated_from: Option<&str>,
         request: Request,
-    ) -> Result<(Sid, Option<StrandedReason>), (StoredKey, ClearReason)> {
+    ) -> Result<(Sid, Option<StrandedReason>), ClearReason> {
+        let ips = &svc.ingress_ips[..];
         let invalid = |problem| ClearReason::InvalidStatus {
             ips: ips.to_vec(),
             problem,
         };
         match ips {
-            [] => return Err((key, invalid("no addresses"))),
+            [] => return Err(invalid("no addresses")),
             [a, b] if IpFamily::of(a) == IpFamily::of(b) => {
-                return Err((key, invalid("two addresses of the same family")))
+                return Err(invalid("two addresses of the same family"))
             }
             [_] | [_, _] => {}
-            _ => return Err((key, invalid("more than two addresses"))),
+            _ => return Err(invalid("more than two addresses")),
         }
         // Not tracked yet, so none of the IPs' holders is this Service.
         let me = Claimant {
             sid: None,
-            namespace: key.namespace(),
+            namespace: &svc.namespace,
         };
         // The pool the IPs came from: the one they lie in, if they are valid there (a CIDR may have moved to
         // another pool); otherwise the one the controller recorded, so that a stranded assignment is judged
@@ -689,12 +678,12 @@ impl Allocator {
         }
         let placed = match checked {
             Ok(pi) => Ok(pi),
-            Err(Invalid::Explicit(reason)) => return Err((key, reason)),
+            Err(Invalid::Explicit(reason)) => return Err(reason),
             Err(Invalid::Placement(s)) => Err(s),
         };
         let reason = placed.as_ref().err().map(|s| s.reason.clone());
         let sid = self.register(
-            key,
+            StoredKey::new(&svc.namespace, &svc.name),
             vacant,
             Record {
                 ips: Ips::new(ips),

@@ -2,9 +2,9 @@
 //! namespace/name to `Sid`.
 //!
 //! Why not a `HashMap<ServiceKey, Record>`: at a million Services that map and the IP map took ~150 MiB of
-//! buckets, so every lookup missed the caches and the TLB, and growth from 100k to 1M Services was far worse
-//! than n log n. Here the index holds 8 bytes per bucket (the id and 32 bits of the hash, so that growing it
-//! never touches a key): 16 MiB at 1M Services, inside the L3 cache. Records sit in one vector in insertion
+//! buckets, plus a key and a record allocated apart for each Service, so every lookup followed pointers to
+//! cold memory. Here the index holds 8 bytes per bucket (the id and 32 bits of the hash, so that growing it
+//! never touches a key): 16 MiB at 1M Services. Records sit in one vector in insertion
 //! order, and other structures (the IP map, sharing groups) refer to them by `Sid` instead of by key. Keys
 //! are stored inline in the slot when they are short (as most are), so that confirming a lookup reads the
 //! slot and nothing else.
