@@ -379,7 +379,21 @@ impl Fsm {
             }
             Event::TcpAccepted(id) => {
                 let idle = self.pre_open == State::Idle && self.conns.is_empty();
-                if !self.admin_up || idle || !self.config.mode.accepts() || self.conns.len() >= 2 {
+                // A peer dials one connection at a time: a new one from it while its previous one still
+                // has not sent an OPEN means it gave that one up (reset it, or restarted), so the new one
+                // takes its place instead of being turned away behind a connection that is going nowhere.
+                let stale = self
+                    .conns
+                    .iter()
+                    .find(|c| c.direction == Direction::Inbound && c.negotiated.is_none())
+                    .map(|c| c.id);
+                if !self.admin_up || idle || !self.config.mode.accepts() {
+                    out.push(Action::Close(id));
+                } else if let Some(stale) = stale {
+                    self.open_connection(id, Direction::Inbound, &mut out);
+                    let reason = "replaced by a newer connection from the peer".to_string();
+                    self.drop_conn(stale, reason, &mut out);
+                } else if self.conns.len() >= 2 {
                     out.push(Action::Close(id));
                 } else {
                     self.open_connection(id, Direction::Inbound, &mut out);

@@ -548,6 +548,64 @@ fn collision_is_resolved_as_soon_as_the_first_open_names_the_peer() {
 }
 
 #[test]
+fn a_redial_replaces_the_peers_earlier_connection_that_never_sent_an_open() {
+    // Seen against FRR: both sides dialled (inbound 1, outbound 2, both in OpenSent); the peer then
+    // reset 1 and dialled again (3), and the accept of 3 came before the reset of 1. The new connection
+    // takes 1's place (it used to be refused as a third one, leaving the peer nothing to talk on), and
+    // the collision is then resolved on 2 and 3 as usual.
+    let mut cfg = config(ConnectMode::Both);
+    cfg.router_id = Ipv4Addr::new(198, 51, 100, 1);
+    let mut fsm = Fsm::new(cfg);
+    fsm.handle(Event::Start);
+    fsm.handle(Event::TcpAccepted(1));
+    fsm.handle(Event::TcpConnected(2));
+    let a = fsm.handle(Event::TcpAccepted(3));
+    assert!(a.contains(&Action::Close(1)), "{a:?}");
+    assert!(!a.contains(&Action::Close(3)), "{a:?}");
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Send(3, Message::Open(_)))),
+        "{a:?}"
+    );
+    assert_eq!(
+        sent_notification(&a),
+        None,
+        "1 never spoke: nothing to tell it"
+    );
+    // The reset of 1 arrives late and changes nothing.
+    assert!(fsm
+        .handle(Event::TcpClosed(1, "reset by peer".into()))
+        .is_empty());
+    // The peer's OPEN on 2: its identifier is higher, so its connection 3 wins.
+    let a = fsm.handle(Event::Message(
+        2,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    assert_eq!(
+        sent_notification(&a),
+        Some((2, code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION))
+    );
+    fsm.handle(Event::Message(
+        3,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    fsm.handle(Event::Message(3, Message::Keepalive));
+    assert_eq!(fsm.established().map(|(id, _)| id), Some(3));
+    assert_eq!(fsm.collisions, 1);
+
+    // A third connection while the peer's earlier one has sent its OPEN is still refused.
+    let mut fsm = Fsm::new(config(ConnectMode::Both));
+    fsm.handle(Event::Start);
+    fsm.handle(Event::TcpAccepted(1));
+    fsm.handle(Event::Message(
+        1,
+        Message::Open(peer_open(64500, 30, PEER_ID)),
+    ));
+    fsm.handle(Event::TcpConnected(2));
+    assert_eq!(fsm.handle(Event::TcpAccepted(3)), vec![Action::Close(3)]);
+}
+
+#[test]
 fn a_new_connection_never_displaces_an_established_session() {
     let mut cfg = config(ConnectMode::Both);
     cfg.router_id = Ipv4Addr::new(198, 51, 100, 1);
