@@ -637,8 +637,8 @@ impl Allocator {
     // ----- validity of an existing assignment -----
 
     /// Registers IPs a Service already holds (import, or adoption of an unknown Service's status). Fails when the
-    /// Service now asks for something else or the IPs are held incompatibly (and gives the key back); a mere
-    /// misfit with the pools is registered as stranded.
+    /// Service now asks for something else or the IPs are held incompatibly; a mere misfit with the pools is
+    /// registered as stranded.
     fn adopt(
         &mut self,
         svc: &ServiceView,
@@ -737,18 +737,16 @@ impl Allocator {
     /// Stores the new request of a kept assignment and its placement.
     fn update(&mut self, sid: Sid, request: Request, placed: Result<usize, Stranded>) {
         let rec = self.services.get_mut(sid);
-        if rec.request == request {
-            // The common case (a resync, a restart): keep the stored copy rather than free it.
-            self.set_placement(sid, placed);
-            return;
-        }
-        let old = std::mem::replace(&mut rec.request, request);
-        if old.share != rec.request.share {
-            // Only a sole holder can get here with another key (check_sharing allows it to change its key).
-            let (ips, new) = (rec.ips, rec.request.share.clone());
-            for ip in ips.iter() {
-                self.unindex(*ip, &old.share);
-                self.index(*ip, &new);
+        // An equal request (a resync, a restart: the common case) leaves the stored copy in place.
+        if rec.request != request {
+            let old = std::mem::replace(&mut rec.request, request);
+            if old.share != rec.request.share {
+                // Only a sole holder can get here with another key (check_sharing allows it to change it).
+                let (ips, new) = (rec.ips, rec.request.share.clone());
+                for ip in ips.iter() {
+                    self.unindex(*ip, &old.share);
+                    self.index(*ip, &new);
+                }
             }
         }
         self.set_placement(sid, placed);
