@@ -91,12 +91,16 @@ pub struct Outcome {
     /// Set when the configuration just read is invalid: every problem, one line each. The last good
     /// configuration stays in force.
     pub config_errors: Option<Vec<String>>,
+    /// Every Service was reconciled and the pool statuses flushed (a resync): nothing else in the same
+    /// batch needs doing, and doing it again would repeat writes the watches have not echoed yet.
+    pub covered_all: bool,
 }
 
 impl Outcome {
     fn extend(&mut self, other: Outcome) {
         self.writes.extend(other.writes);
         self.failures.extend(other.failures);
+        self.covered_all |= other.covered_all;
         if other.config_errors.is_some() {
             self.config_errors = other.config_errors;
         }
@@ -257,6 +261,7 @@ impl Core {
             outcome.extend(self.reconcile(cluster, svc));
         }
         outcome.extend(self.flush_pool_statuses());
+        outcome.covered_all = true;
         outcome
     }
 

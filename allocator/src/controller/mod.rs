@@ -112,6 +112,10 @@ pub async fn run(
         }
         let leads = *leading.borrow();
         loop_state.step(batch, leads).await;
+        // Once per batch, not per Service: the figures are rebuilt from the whole allocator.
+        if let Some(core) = &loop_state.core {
+            metrics.observe_allocator(core.allocator());
+        }
         let is_ready = loop_state.all_synced() && (!leads || loop_state.core.is_some());
         ready.send_replace(is_ready);
     }
@@ -193,7 +197,11 @@ impl Loop<'_> {
         if config {
             let outcome = core.config_changed(self.stores);
             self.config_stale = outcome.config_errors.is_some();
+            let covered_all = outcome.covered_all;
             self.finish(outcome, "config", started).await;
+            if covered_all {
+                return;
+            }
         }
         let Some(core) = &mut self.core else { return };
         let started = Instant::now();
@@ -239,7 +247,6 @@ impl Loop<'_> {
                     core.pool_status_lost(name);
                 }
             }
-            self.metrics.observe_allocator(core.allocator());
         }
         let retries: Vec<Change> = retries
             .into_iter()
