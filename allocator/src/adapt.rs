@@ -56,7 +56,8 @@ pub fn service_view_with(svc: &Service, namespace_labels: Labels) -> ServiceView
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    let spec = svc.spec.clone().unwrap_or_default();
+    let no_spec = Default::default();
+    let spec: &k8s_openapi::api::core::v1::ServiceSpec = svc.spec.as_ref().unwrap_or(&no_spec);
     let ip_families: Vec<IpFamily> = spec
         .ip_families
         .iter()

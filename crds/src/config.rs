@@ -39,11 +39,6 @@ impl Config {
         self.peers.iter().find(|p| p.name == name)
     }
 
-    /// The BFD profile called `name`.
-    pub fn bfd_profile(&self, name: &str) -> Option<&Bfd> {
-        self.bfd_profiles.iter().find(|p| p.name == name)
-    }
-
     /// The pool holding `ip`, if any (pools never overlap, so there is at most one).
     pub fn pool_of(&self, ip: IpAddr) -> Option<&Pool> {
         self.pools.iter().find(|p| p.contains(ip))

@@ -90,11 +90,6 @@ impl Metrics {
         m
     }
 
-    /// The sessions whose status the BGP metrics report.
-    pub fn sessions(&self) -> SessionStatus {
-        self.sessions.clone()
-    }
-
     /// Sets `speaker_announced` to exactly what `desired` announces.
     pub fn announced(&self, node: &str, desired: &Desired) {
         self.announced.clear();

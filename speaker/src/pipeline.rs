@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferrolb_crds::config::Config;
-use ferrolb_crds::selector::any_matches;
 
 use crate::announce::bgp::{session_config, BgpDesired, NodeIdentity, PeerSession};
 use crate::announce::ItemError;
@@ -36,16 +35,13 @@ pub fn announcements(
         nodes,
         live,
     });
-    let node_labels = nodes
-        .get(&node.name)
-        .map(|n| n.labels.clone())
-        .unwrap_or_default();
     let mut bgp = BgpDesired::new();
     let mut peer_errors = Vec::new();
+    // `decide` lists exactly the peers that select this node.
     for peer in config
         .peers
         .iter()
-        .filter(|p| any_matches(&p.node_selectors, &node_labels))
+        .filter(|p| desired.bgp.contains_key(&p.name))
     {
         match session_config(peer, node) {
             Ok(config) => {

@@ -92,7 +92,8 @@ pub fn session_config(peer: &Peer, node: &NodeIdentity) -> Result<SessionConfig,
 
 struct Running {
     config: SessionConfig,
-    routes: Routes,
+    /// The routes the session was last given (shared with it).
+    routes: Arc<Routes>,
     handle: SessionHandle,
 }
 
@@ -149,21 +150,20 @@ impl Announcer for BgpAnnouncer {
         for (name, want) in desired {
             match self.sessions.get_mut(name) {
                 Some(running) => {
-                    if running.routes != want.routes {
-                        running.handle.set_routes(Arc::new(want.routes.clone()));
-                        running.routes = want.routes.clone();
+                    if *running.routes != want.routes {
+                        running.routes = Arc::new(want.routes.clone());
+                        running.handle.set_routes(running.routes.clone());
                     }
                 }
                 None => {
-                    let handle = SessionHandle::spawn_with_routes(
-                        want.config.clone(),
-                        Arc::new(want.routes.clone()),
-                    );
+                    let routes = Arc::new(want.routes.clone());
+                    let handle =
+                        SessionHandle::spawn_with_routes(want.config.clone(), routes.clone());
                     self.sessions.insert(
                         name.clone(),
                         Running {
                             config: want.config.clone(),
-                            routes: want.routes.clone(),
+                            routes,
                             handle,
                         },
                     );

@@ -15,22 +15,25 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// A Service with the given IPs (from its status, or from the standalone allocation) and the endpoints of
 /// every EndpointSlice labelled with its name in its namespace.
 pub fn service_info(svc: &Service, ips: Vec<IpAddr>, slices: &[&EndpointSlice]) -> ServiceInfo {
-    let spec = svc.spec.clone().unwrap_or_default();
+    let policy = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref());
     ServiceInfo {
         key: service_key(svc),
         ips,
-        local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        local: policy == Some("Local"),
         labels: svc.metadata.labels.clone().unwrap_or_default(),
         endpoints: slices
             .iter()
             .flat_map(|s| s.endpoints.iter())
             .map(|e| {
-                let c = e.conditions.clone().unwrap_or_default();
+                let c = e.conditions.as_ref();
                 Endpoint {
                     node: e.node_name.clone(),
-                    ready: c.ready,
-                    serving: c.serving,
-                    terminating: c.terminating,
+                    ready: c.and_then(|c| c.ready),
+                    serving: c.and_then(|c| c.serving),
+                    terminating: c.and_then(|c| c.terminating),
                 }
             })
             .collect(),

@@ -140,6 +140,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Desired {
                 continue;
             };
             let mut why_not: Vec<String> = Vec::new();
+            let mut announced_here = false;
 
             // ---- BGP
             let ads: Vec<_> = config
@@ -189,6 +190,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Desired {
                 }
                 if announced_any {
                     why_not.clear();
+                    announced_here = true;
                 }
             }
 
@@ -206,6 +208,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Desired {
                             interfaces: interfaces.clone(),
                         });
                         entry.services.insert(svc.key.clone());
+                        announced_here = true;
                         desired.announced.push(Announced {
                             service: svc.key.clone(),
                             ip,
@@ -222,10 +225,6 @@ pub fn decide(inputs: &Inputs<'_>) -> Desired {
                 }
             }
 
-            let announced_here = desired
-                .announced
-                .iter()
-                .any(|a| a.service == svc.key && a.ip == ip);
             if !announced_here {
                 let reason = if why_not.is_empty() {
                     format!(
