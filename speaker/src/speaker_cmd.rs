@@ -59,13 +59,10 @@ pub fn run(args: &[String]) -> ExitCode {
         );
     }
     if let Some(path) = secret_file {
-        let secret = match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().as_bytes().to_vec(),
-            Err(e) => return usage_error(&format!("--memberlist-secret-file {path}: {e}")),
+        let secret = match ferrolb_speaker::membership::read_secret(path.as_ref()) {
+            Ok(secret) => secret,
+            Err(e) => return usage_error(&format!("--memberlist-secret-file: {e}")),
         };
-        if secret.is_empty() {
-            return usage_error(&format!("--memberlist-secret-file {path} is empty"));
-        }
         let Some(pod_ip) = pod_ip.as_deref().and_then(|ip| ip.parse().ok()) else {
             return usage_error(
                 "the memberlist needs this pod's IP: --pod-ip or $POD_IP (status.podIP)",

@@ -223,6 +223,8 @@ pub async fn run(
     let mut live_woke = false;
     // The objects of the last valid reading: re-planned when the live speakers change.
     let mut valid_objects: Option<Objects> = None;
+    // The newest reading of the files gave no plan: reported as stale even while live changes re-plan.
+    let mut files_invalid = false;
     let mut seen: Option<Fingerprint> = None;
     let mut current: Option<NodePlan> = None;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -255,11 +257,18 @@ pub async fn run(
             } else {
                 Err(load_errors.iter().map(ToString::to_string).collect())
             };
+            files_invalid = plan.is_err();
             if plan.is_ok() {
                 valid_objects = Some(objects);
             }
             next = Some((plan, changed_at));
-        } else if live_changed {
+        }
+        // The live speakers changed and the files gave no plan with them (unchanged, or invalid): the last
+        // valid objects are planned again, so that a failover is not lost behind an invalid edit.
+        if live_changed && !matches!(next, Some((Ok(_), _))) {
+            if let Some((Err(problems), _)) = next.take() {
+                report_invalid(&metrics, current.is_some(), &problems);
+            }
             if let Some(objects) = &valid_objects {
                 let plan = plan_node(objects, &identity, options.class.as_deref(), live.as_ref());
                 next = Some((plan, Some(SystemTime::now())));
@@ -267,15 +276,10 @@ pub async fn run(
         }
         if let Some((plan, changed_at)) = next {
             match plan {
-                Err(problems) => {
-                    metrics.config(current.is_some(), true);
-                    for p in &problems {
-                        tracing::error!(problem = %p, "manifests invalid; the last valid state stays announced");
-                    }
-                }
-                Ok(plan) if current.as_ref() == Some(&plan) => metrics.config(true, false),
+                Err(problems) => report_invalid(&metrics, current.is_some(), &problems),
+                Ok(plan) if current.as_ref() == Some(&plan) => metrics.config(true, files_invalid),
                 Ok(plan) => {
-                    metrics.config(true, false);
+                    metrics.config(true, files_invalid);
                     if let Some(previous) = &current {
                         warn_moves(previous, &plan);
                     }
@@ -314,6 +318,14 @@ pub async fn run(
     Ok(())
 }
 
+/// Manifests that give no plan: logged, and the last valid state stays announced.
+fn report_invalid(metrics: &Metrics, announcing: bool, problems: &[String]) {
+    metrics.config(announcing, true);
+    for p in problems {
+        tracing::error!(problem = %p, "manifests invalid; the last valid state stays announced");
+    }
+}
+
 /// One planning: the plan, or every problem of the manifests.
 type PlanResult = Result<NodePlan, Vec<String>>;
 
@@ -346,19 +358,7 @@ async fn start_membership(
     manifests: &[PathBuf],
     config: &MemberlistOptions,
 ) -> Result<Membership, String> {
-    let secret = std::fs::read(&config.secret_file).map_err(|e| {
-        format!(
-            "cannot read the memberlist secret {}: {e}",
-            config.secret_file.display()
-        )
-    })?;
-    let secret = secret.trim_ascii().to_vec();
-    if secret.is_empty() {
-        return Err(format!(
-            "the memberlist secret {} is empty",
-            config.secret_file.display()
-        ));
-    }
+    let secret = membership::read_secret(&config.secret_file)?;
     let (objects, _) = ferrolb_crds::load_paths(manifests);
     let mut membership = MembershipOptions::new(node_name, config.bind, secret);
     membership.seeds = if config.peers.is_empty() {

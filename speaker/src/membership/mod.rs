@@ -224,6 +224,18 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// Reads a memberlist secret file, the same way in every mode: its bytes, without surrounding ASCII
+/// whitespace (a trailing newline is usual in mounted Secrets), and never empty.
+pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let secret = std::fs::read(path)
+        .map_err(|e| format!("cannot read the memberlist secret {}: {e}", path.display()))?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(format!("the memberlist secret {} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
 fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
 }
