@@ -73,20 +73,7 @@ pub fn run(args: &[String]) -> ExitCode {
         identity,
         election,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ferrolb: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve_controller(options, metrics_addr)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    ferrolb_speaker::run_to_exit(serve_controller(options, metrics_addr))
 }
 
 async fn serve_controller(options: Options, metrics_addr: SocketAddr) -> Result<(), String> {

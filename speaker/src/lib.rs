@@ -24,3 +24,23 @@ pub async fn terminated() {
         _ = tokio::signal::ctrl_c() => {}
     }
 }
+
+/// Runs a command's main future on a new runtime; an error is logged and makes the exit status 1.
+pub fn run_to_exit(
+    main: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolb: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -75,25 +75,11 @@ pub fn run(args: &[String]) -> ExitCode {
         });
     }
     logging::init(json);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ferrolb: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    ferrolb_speaker::run_to_exit(async {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot reach the Kubernetes API server: {e}"))?;
         tracing::info!(node = %options.node_name, namespace = %options.namespace, "ferrolb speaker starting");
         cluster::run(client, options, ferrolb_speaker::terminated()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -130,20 +130,7 @@ pub fn cli(args: &[String]) -> std::process::ExitCode {
         (None, None) => {}
     }
     crate::logging::init(json);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ferrolb: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options, crate::terminated())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::run_to_exit(run(options, crate::terminated()))
 }
 
 /// What this node announces, derived from one consistent reading of the manifests.
