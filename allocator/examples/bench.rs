@@ -24,13 +24,18 @@
 //! Building the N input objects is not timed, but its memory is part of the peak; nor is sorting them into
 //! start-up order (the caller's work, as `Core::start` does it; reported as `caller_sort_s`). Dropping the
 //! allocator is timed only inside `allocate_all`, which builds and drops one. The last line is JSON.
+//!
+//! `--instructions` runs each size once under valgrind's callgrind instead, and prints the instructions each
+//! phase executes: figures that repeat however busy the machine is, and leave out what memory costs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use ferrolb_allocator::{
-    allocate_all, Allocator, PoolConfig, Reconciled, ServicePort, ServiceView,
+    allocate_all, AllocationError, Allocator, Assignment, PoolConfig, Reconciled, ServiceKey,
+    ServicePort, ServiceView,
 };
 use serde_json::{json, Value};
 
@@ -55,6 +60,10 @@ fn main() {
     };
     let runs: usize = flag("--runs").map_or(3, |r| r.parse().expect("--runs N"));
     let exe = std::env::current_exe().expect("own path");
+    if args.iter().any(|a| a == "--instructions") {
+        count_instructions(&exe, &sizes);
+        return;
+    }
     println!(
         "ferrolb-allocator bench: N Services into 100.64.0.0/10; {runs} run(s), one child process per size and \
          run; best run (median)"
@@ -181,14 +190,8 @@ fn pass(services: &mut [ServiceView]) -> Value {
 
     // Allocate: the controller reconciling N new Services.
     let start = Instant::now();
-    let mut live = Allocator::new(None);
-    live.set_pools(pools.clone()).expect("pool");
-    for s in services.iter() {
-        match live.reconcile(s) {
-            Reconciled::Handled { result: Ok(_), .. } => {}
-            other => panic!("{}: {other:?}", s.key()),
-        }
-    }
+    let live = phase_allocate(&pools, services);
+    phase_done();
     let allocate_s = start.elapsed().as_secs_f64();
     assert_eq!(live.len(), n);
 
@@ -214,16 +217,8 @@ fn pass(services: &mut [ServiceView]) -> Value {
     key_order.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let caller_sort_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let mut restarted = Allocator::new(None);
-    restarted.set_pools(pools.clone()).expect("pool");
-    restarted.reserve(n); // the controller knows how many Services it listed
-    for s in import_order {
-        restarted.import(s);
-    }
-    let outcomes: Vec<(&ServiceView, Reconciled)> = key_order
-        .into_iter()
-        .map(|s| (s, restarted.reconcile(s)))
-        .collect();
+    let (restarted, outcomes) = phase_restart(&pools, import_order, key_order);
+    phase_done();
     let restart_s = start.elapsed().as_secs_f64();
     // Checked outside the timed part, as for allocate_all below.
     let changed = outcomes
@@ -236,7 +231,8 @@ fn pass(services: &mut [ServiceView]) -> Value {
 
     // Standalone: the whole-state function on the same objects.
     let start = Instant::now();
-    let all = allocate_all(&pools, None, services).expect("pool");
+    let all = phase_allocate_all(&pools, services);
+    phase_done();
     let allocate_all_s = start.elapsed().as_secs_f64();
     let changed_all = services
         .iter()
@@ -267,14 +263,72 @@ fn pass(services: &mut [ServiceView]) -> Value {
 fn reference(services: &[ServiceView]) -> f64 {
     let keys: Vec<String> = services.iter().map(|s| s.key().to_string()).collect();
     let start = Instant::now();
+    let sum = phase_reference(&keys);
+    phase_done();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(sum, (0..keys.len() as u64).sum::<u64>());
+    elapsed
+}
+
+// The timed phases, each a function of its own that is never inlined, so that `--instructions` can count
+// each one's instructions under callgrind (which dumps a profile as each of them returns).
+
+/// A fresh allocator reconciles every Service, one by one.
+#[inline(never)]
+fn phase_allocate(pools: &[PoolConfig], services: &[ServiceView]) -> Allocator {
+    let mut live = Allocator::new(None);
+    live.set_pools(pools.to_vec()).expect("pool");
+    for s in services {
+        match live.reconcile(s) {
+            Reconciled::Handled { result: Ok(_), .. } => {}
+            other => panic!("{}: {other:?}", s.key()),
+        }
+    }
+    live
+}
+
+/// A fresh allocator imports every status, then reconciles every Service.
+#[inline(never)]
+fn phase_restart<'a>(
+    pools: &[PoolConfig],
+    import_order: Vec<&ServiceView>,
+    key_order: Vec<&'a ServiceView>,
+) -> (Allocator, Vec<(&'a ServiceView, Reconciled)>) {
+    let mut restarted = Allocator::new(None);
+    restarted.set_pools(pools.to_vec()).expect("pool");
+    restarted.reserve(key_order.len()); // the controller knows how many Services it listed
+    for s in import_order {
+        restarted.import(s);
+    }
+    let outcomes = key_order
+        .into_iter()
+        .map(|s| (s, restarted.reconcile(s)))
+        .collect();
+    (restarted, outcomes)
+}
+
+#[inline(never)]
+fn phase_allocate_all(
+    pools: &[PoolConfig],
+    services: &[ServiceView],
+) -> BTreeMap<ServiceKey, Result<Assignment, AllocationError>> {
+    allocate_all(pools, None, services).expect("pool")
+}
+
+/// Marks the end of a phase for `--instructions`: callgrind dumps its counts on entering any `phase_*`.
+#[inline(never)]
+fn phase_done() {
+    std::hint::black_box(());
+}
+
+/// Insert every key, then look each up once; returns the sum of the values found.
+#[inline(never)]
+fn phase_reference(keys: &[String]) -> u64 {
     let mut map: HashMap<&str, u32> = HashMap::new();
     for (i, k) in keys.iter().enumerate() {
         map.insert(k, i as u32);
     }
-    let sum: u64 = keys.iter().map(|k| u64::from(map[k.as_str()])).sum();
-    let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(sum, (0..keys.len() as u64).sum::<u64>());
-    elapsed
+    keys.iter().map(|k| u64::from(map[k.as_str()])).sum()
 }
 
 /// `VmHWM` of this process, in KiB.
@@ -285,4 +339,140 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// `--instructions`: every size once under valgrind's callgrind, which counts the instructions each phase
+/// executes. Unlike seconds, the counts repeat exactly whatever else the machine does, and they leave out
+/// what memory costs: growth here is the algorithm's alone. (Slow: about 300 s for 1,000,000 Services.)
+fn count_instructions(exe: &Path, sizes: &[usize]) {
+    println!("ferrolb-allocator bench: instructions per phase under callgrind, millions");
+    let dir = std::env::temp_dir().join(format!("ferrolb-bench-callgrind-{}", std::process::id()));
+    let mut per_size = Vec::new();
+    for n in sizes {
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let out = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg("--dump-before=*bench::phase_*")
+            .arg(format!(
+                "--callgrind-out-file={}",
+                dir.join("out").display()
+            ))
+            .arg(exe)
+            .args(["--child", &n.to_string()])
+            .env("GLIBC_TUNABLES", CHILD_MALLOC)
+            .output()
+            .expect("run valgrind (Debian package valgrind)");
+        assert!(
+            out.status.success(),
+            "callgrind failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let phases = read_phase_counts(&dir);
+        std::fs::remove_dir_all(&dir).expect("remove temporary directory");
+        assert_eq!(
+            phases.len(),
+            2 * PHASES.len(),
+            "one count per phase and pass"
+        );
+        let pass = |counts: &[(String, u64)]| -> Value {
+            counts
+                .iter()
+                .map(|(phase, ir)| (format!("{phase}_instructions"), (*ir).into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        per_size.push(json!({
+            "services": n,
+            "cold": pass(&phases[..PHASES.len()]),
+            "warm": pass(&phases[PHASES.len()..]),
+        }));
+    }
+    let count = |v: &Value, pass: &str, phase: &str| -> f64 {
+        let name = format!("{}_instructions", phase.trim_end_matches("_s"));
+        v[pass][name].as_f64().expect("count")
+    };
+    let mut growth = Vec::new();
+    for pass in ["warm", "cold"] {
+        println!("\n{pass}:");
+        println!(
+            "{:>10} {:>12} {:>12} {:>14} {:>12}",
+            "services", "allocate", "restart", "allocate_all", "reference"
+        );
+        for v in &per_size {
+            let cells: Vec<String> = PHASES
+                .iter()
+                .map(|p| format!("{:.1}", count(v, pass, p) / 1e6))
+                .collect();
+            println!(
+                "{:>10} {:>12} {:>12} {:>14} {:>12}",
+                v["services"].as_u64().expect("size"),
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3]
+            );
+        }
+        for pair in per_size.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let (na, nb) = (
+                a["services"].as_f64().unwrap(),
+                b["services"].as_f64().unwrap(),
+            );
+            let n_log_n = nb * nb.ln() / (na * na.ln());
+            let ratio = |p: &str| count(b, pass, p) / count(a, pass, p);
+            println!(
+                "growth {na} -> {nb}: allocate x{:.1}, restart x{:.1}, allocate_all x{:.1}; reference x{:.1}; \
+                 n log n x{n_log_n:.1}",
+                ratio(PHASES[0]),
+                ratio(PHASES[1]),
+                ratio(PHASES[2]),
+                ratio(PHASES[3]),
+            );
+            growth.push(json!({
+                "pass": pass, "from": na, "to": nb, "n_log_n": n_log_n,
+                "allocate": ratio(PHASES[0]), "restart": ratio(PHASES[1]),
+                "allocate_all": ratio(PHASES[2]), "reference": ratio(PHASES[3]),
+            }));
+        }
+    }
+    println!(
+        "{}",
+        json!({ "bench": "allocator-instructions", "pool": "100.64.0.0/10", "results": per_size, "growth": growth })
+    );
+}
+
+/// The instruction count of each phase, in order, from callgrind's dumps: one dump as each `phase_*` is
+/// entered, so the dump taken on entering `phase_done` holds the phase that just ran, and nothing else.
+fn read_phase_counts(dir: &Path) -> Vec<(String, u64)> {
+    let mut dumps: Vec<(u32, String)> = std::fs::read_dir(dir)
+        .expect("callgrind output")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let part = name.strip_prefix("out.")?.parse().ok()?;
+            Some((part, std::fs::read_to_string(dir.join(&name)).ok()?))
+        })
+        .collect();
+    dumps.sort_by_key(|(part, _)| *part);
+    let mut counts = Vec::new();
+    let mut running = None;
+    for (_, text) in dumps {
+        let entered = text
+            .lines()
+            .find_map(|l| l.strip_prefix("desc: Trigger: --dump-before="))
+            .and_then(|f| f.rsplit("::").next())
+            .expect("dump trigger");
+        let instructions: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("summary: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("dump summary");
+        match entered {
+            "phase_done" => counts.push((
+                running.take().expect("a phase before phase_done"),
+                instructions,
+            )),
+            phase => running = Some(phase.trim_start_matches("phase_").to_string()),
+        }
+    }
+    counts
 }
