@@ -1,4 +1,5 @@
-//! Allocator benchmark: N Services into 100.64.0.0/10, then a restart.
+//! Allocator benchmark: N Services into 100.64.0.0/10, then a restart. The Services sit in 1,000 namespaces
+//! labelled with their name (as Kubernetes does), and each has one label of its own.
 //!
 //! ```sh
 //! cargo run --release -p ferrolb-allocator --example bench -- --sizes 10000,100000,1000000 --runs 3
@@ -172,6 +173,11 @@ fn child(n: usize) -> Value {
         .map(|i| {
             let mut s = ServiceView::load_balancer(format!("ns-{}", i % 1000), format!("svc-{i}"));
             s.ports = vec![ServicePort::tcp(80)];
+            // As in a real cluster: every namespace carries its name as a label, and Services an app label.
+            s.namespace_labels
+                .insert("kubernetes.io/metadata.name".into(), s.namespace.clone());
+            s.labels
+                .insert("app.kubernetes.io/name".into(), format!("app-{}", i % 5000));
             s
         })
         .collect();

@@ -10,7 +10,7 @@
 //! - **set_pools** never renumbers: an assignment a pool edit or deletion leaves outside the rules is kept,
 //!   still blocks its IP, and is reported as a [`PoolConflict`] until the pools admit it again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use crate::error::{
 use crate::held::HeldIps;
 use crate::pool::PoolConfig;
 use crate::request::{Need, Request, ShareKey};
+use crate::selector::LabelSet;
 use crate::service::{Ignored, IpFamily, ServiceKey, ServiceView};
 use crate::table::{Sid, StoredKey, Table, Vacant};
 
@@ -137,6 +138,10 @@ pub struct Allocator {
     shared: BTreeMap<ShareKey, BTreeSet<IpAddr>>,
     /// Services whose IPs are stranded.
     stranded: BTreeSet<Sid>,
+    /// The labels of each namespace with tracked Services, shared by their records: real namespaces always
+    /// carry `kubernetes.io/metadata.name`, and a copy per Service would cost as much as the rest of its
+    /// record. An entry goes with its namespace's last record, or is replaced when the labels change.
+    namespace_labels: HashMap<Box<str>, Arc<LabelSet>>,
 }
 
 #[derive(Debug, Clone)]
@@ -299,7 +304,8 @@ impl Allocator {
             return (Imported::AlreadyKnown, found);
         };
         let annotations = Annotations::read(&svc.annotations);
-        let Ok(request) = Request::parse(svc, &annotations) else {
+        let namespace_labels = self.namespace_labels(svc);
+        let Ok(request) = Request::parse(svc, &annotations, namespace_labels) else {
             let ips = svc.ingress_ips.clone();
             let reason = ClearReason::NoClusterIp;
             return (Imported::Rejected { ips, reason }, found);
@@ -434,7 +440,8 @@ impl Allocator {
             .iter()
             .map(|a| AllocEvent::DeprecatedAnnotation { alias: a.clone() })
             .collect();
-        let request = match Request::parse(svc, &annotations) {
+        let namespace_labels = self.namespace_labels(svc);
+        let request = match Request::parse(svc, &annotations, namespace_labels) {
             Ok(r) => r,
             Err(e) => {
                 // MetalLB clears the state of a Service without cluster IPs.
@@ -582,10 +589,14 @@ impl Allocator {
     /// `plan` reports failures against the final state, so that running it again on its own output gives the
     /// same reasons.
     pub(crate) fn failure(&self, svc: &ServiceView) -> Option<AllocationError> {
-        let request = match Request::parse(svc, &Annotations::read(&svc.annotations)) {
-            Ok(r) => r,
-            Err(e) => return Some(e),
-        };
+        let namespace_labels = self
+            .shared_namespace_labels(svc)
+            .unwrap_or_else(|| Arc::new(LabelSet::new(&svc.namespace_labels)));
+        let request =
+            match Request::parse(svc, &Annotations::read(&svc.annotations), namespace_labels) {
+                Ok(r) => r,
+                Err(e) => return Some(e),
+            };
         if let Some(e) = request.invalid {
             return Some(*e);
         }
@@ -906,7 +917,7 @@ impl Allocator {
 
     fn admitted(&self, pi: usize, namespace: &str, req: &Request) -> Result<(), AllocationError> {
         let pool = &self.pools.list[pi].config;
-        pool.admits(namespace, &req.namespace_labels, &req.labels)
+        pool.admits(namespace, &*req.namespace_labels, &req.labels)
             .map_err(|denied| AllocationError::PoolDoesNotAdmit {
                 pool: pool.name.clone(),
                 denied,
@@ -1016,7 +1027,36 @@ impl Allocator {
                 self.unindex(*ip, &rec.request.share);
             }
         }
-        (key, vacant, rec.ips.to_vec())
+        let ips = rec.ips.to_vec();
+        drop(rec);
+        let namespace = key.namespace();
+        if self
+            .namespace_labels
+            .get(namespace)
+            .is_some_and(|labels| Arc::strong_count(labels) == 1)
+        {
+            self.namespace_labels.remove(namespace);
+        }
+        (key, vacant, ips)
+    }
+
+    /// `svc`'s namespace labels as the records share them, when the shared copy is still current.
+    fn shared_namespace_labels(&self, svc: &ServiceView) -> Option<Arc<LabelSet>> {
+        self.namespace_labels
+            .get(svc.namespace.as_str())
+            .filter(|labels| labels.is(&svc.namespace_labels))
+            .cloned()
+    }
+
+    /// `svc`'s namespace labels, shared with the other records of its namespace (a change of the labels
+    /// starts a new shared copy; records keep the old one until their Service is reconciled again).
+    fn namespace_labels(&mut self, svc: &ServiceView) -> Arc<LabelSet> {
+        self.shared_namespace_labels(svc).unwrap_or_else(|| {
+            let labels = Arc::new(LabelSet::new(&svc.namespace_labels));
+            self.namespace_labels
+                .insert(svc.namespace.as_str().into(), Arc::clone(&labels));
+            labels
+        })
     }
 
     /// Adds a tracked Service to the holders of `ip` (kept in namespace/name order, so that conflicts name
@@ -1448,7 +1488,7 @@ impl Pools {
         }
         self.list[pi]
             .config
-            .admits(namespace, &req.namespace_labels, &req.labels)
+            .admits(namespace, &*req.namespace_labels, &req.labels)
             .map_err(|denied| Stranded {
                 reason: StrandedReason::NotAdmitted {
                     pool: name.into(),

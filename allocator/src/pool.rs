@@ -6,7 +6,7 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::selector::{LabelSelector, Labels};
+use crate::selector::{LabelLookup, LabelSelector};
 
 /// One validated IPAddressPool. Ranges have already been summarised into CIDRs, and CIDRs of different pools
 /// do not overlap.
@@ -66,8 +66,8 @@ impl PoolConfig {
     pub fn admits(
         &self,
         namespace: &str,
-        namespace_labels: &Labels,
-        service_labels: &Labels,
+        namespace_labels: &(impl LabelLookup + ?Sized),
+        service_labels: &(impl LabelLookup + ?Sized),
     ) -> Result<(), Denied> {
         let Some(alloc) = &self.allocation else {
             return Ok(());
@@ -161,6 +161,7 @@ mod cidr_strings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::selector::Labels;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs

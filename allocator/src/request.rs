@@ -1,10 +1,11 @@
 //! What a Service asks of the allocator, distilled from its spec and annotations (metallb-semantics.md §2).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::annotations::Annotations;
 use crate::error::{AllocationError, SharingMismatch};
-use crate::selector::{render_labels, Labels};
+use crate::selector::{render_labels, LabelSet};
 use crate::service::{ExternalTrafficPolicy, IpFamily, IpFamilyPolicy, ServicePort, ServiceView};
 
 /// Which families the Service needs, derived from `spec.clusterIPs` (the source of truth, as in MetalLB),
@@ -64,8 +65,9 @@ pub(crate) struct Request {
     pub share: ShareKey,
     /// Sorted and de-duplicated.
     pub ports: Vec<ServicePort>,
-    pub labels: Labels,
-    pub namespace_labels: Labels,
+    pub labels: LabelSet,
+    /// Shared by every Service of the namespace (see `Allocator::namespace_labels`).
+    pub namespace_labels: Arc<LabelSet>,
     /// A malformed IP request. The rest of the request is still usable (requested IPs are then empty), so an
     /// existing assignment can be kept while the user fixes the annotation.
     pub invalid: Option<Box<AllocationError>>,
@@ -73,7 +75,12 @@ pub(crate) struct Request {
 
 impl Request {
     /// Fails only when the Service has no cluster IP (its family is unknown, so nothing can be allocated).
-    pub fn parse(svc: &ServiceView, annotations: &Annotations) -> Result<Self, AllocationError> {
+    /// `namespace_labels` are `svc.namespace_labels`, as the allocator shares them.
+    pub fn parse(
+        svc: &ServiceView,
+        annotations: &Annotations,
+        namespace_labels: Arc<LabelSet>,
+    ) -> Result<Self, AllocationError> {
         let need = need(svc)?;
         let (requested, invalid) = match requested_ips(svc, annotations) {
             Ok(ips) => (ips, None),
@@ -95,8 +102,8 @@ impl Request {
                 backend,
             },
             ports,
-            labels: svc.labels.clone(),
-            namespace_labels: svc.namespace_labels.clone(),
+            labels: LabelSet::new(&svc.labels),
+            namespace_labels,
             invalid,
         })
     }

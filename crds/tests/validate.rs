@@ -1,6 +1,7 @@
 //! `validate()`: the parsed configuration of a valid set, and every kind of problem, all reported at once
 //! with object, field and plain words.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -91,7 +92,7 @@ fn the_valid_fixture_becomes_a_config() {
     assert_eq!(alloc.priority, 10);
     assert_eq!(alloc.namespaces, ["web"]);
     assert_eq!(alloc.namespace_selectors.len(), 1);
-    let svc_labels = [("app".to_string(), "api".to_string())].into();
+    let svc_labels: BTreeMap<String, String> = [("app".to_string(), "api".to_string())].into();
     assert!(alloc.service_selectors[0].matches(&svc_labels));
     assert_eq!(
         config
