@@ -22,7 +22,8 @@
 //! `mmap_max=0` and a high `trim_threshold`, so freed memory stays in the process): the allocator's own
 //! work. Growth between sizes is printed for both, next to n log n.
 //!
-//! Building the N input objects is not timed, but its memory is part of the peak; nor is sorting them into
+//! Building the N input objects is not timed, but its memory is part of the peak (and shown on its own as
+//! "inputs": the resident memory once they are built); nor is sorting them into
 //! start-up order (the caller's work, as `Core::start` does it; reported as `caller_sort_s`). Dropping the
 //! allocator is timed only inside `allocate_all`, which builds and drops one. The last line is JSON.
 //!
@@ -92,8 +93,14 @@ fn main() {
     for pass in ["warm", "cold"] {
         println!("\n{pass}:");
         println!(
-            "{:>10} {:>16} {:>16} {:>16} {:>16} {:>9}",
-            "services", "allocate s", "restart s", "allocate_all s", "reference s", "peak MiB"
+            "{:>10} {:>16} {:>16} {:>16} {:>16} {:>9} {:>10}",
+            "services",
+            "allocate s",
+            "restart s",
+            "allocate_all s",
+            "reference s",
+            "peak MiB",
+            "inputs MiB"
         );
         for (n, runs) in sizes.iter().zip(&per_size) {
             let cells: Vec<String> = PHASES
@@ -103,17 +110,20 @@ fn main() {
                     format!("{best:.3} ({median:.3})")
                 })
                 .collect();
-            let peak = runs
-                .iter()
-                .map(|v| v["peak_rss_kib"].as_f64().unwrap())
-                .fold(0.0, f64::max);
+            let most = |field: &str| {
+                runs.iter()
+                    .map(|v| v[field].as_f64().unwrap())
+                    .fold(0.0, f64::max)
+                    / 1024.0
+            };
             println!(
-                "{n:>10} {:>16} {:>16} {:>16} {:>16} {:>9.1}",
+                "{n:>10} {:>16} {:>16} {:>16} {:>16} {:>9.1} {:>10.1}",
                 cells[0],
                 cells[1],
                 cells[2],
                 cells[3],
-                peak / 1024.0
+                most("peak_rss_kib"),
+                most("inputs_rss_kib"),
             );
         }
         for i in 1..sizes.len() {
@@ -181,9 +191,13 @@ fn child(n: usize) -> Value {
             s
         })
         .collect();
+    let inputs_rss_kib = status_kib("VmRSS");
     let cold = pass(&mut services);
     let warm = pass(&mut services);
-    json!({ "services": n, "cold": cold, "warm": warm, "peak_rss_kib": peak_rss_kib() })
+    json!({
+        "services": n, "cold": cold, "warm": warm,
+        "peak_rss_kib": status_kib("VmHWM"), "inputs_rss_kib": inputs_rss_kib,
+    })
 }
 
 /// Every phase once, on Services without status.
@@ -337,12 +351,12 @@ fn phase_reference(keys: &[String]) -> u64 {
     keys.iter().map(|k| u64::from(map[k.as_str()])).sum()
 }
 
-/// `VmHWM` of this process, in KiB.
-fn peak_rss_kib() -> u64 {
+/// A memory figure of this process in KiB: `VmHWM` (peak resident) or `VmRSS` (resident now).
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
