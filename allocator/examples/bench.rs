@@ -74,17 +74,7 @@ fn main() {
     let mut per_size: Vec<Vec<Value>> = vec![Vec::new(); sizes.len()];
     for _ in 0..runs {
         for (i, n) in sizes.iter().enumerate() {
-            let out = Command::new(&exe)
-                .args(["--child", &n.to_string()])
-                .env("GLIBC_TUNABLES", CHILD_MALLOC)
-                .output()
-                .expect("run child");
-            assert!(
-                out.status.success(),
-                "child failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let line = String::from_utf8(out.stdout).expect("utf-8");
+            let line = run_child(Command::new(&exe), *n);
             per_size[i].push(serde_json::from_str(line.trim()).expect("child JSON"));
         }
     }
@@ -165,6 +155,22 @@ fn main() {
         "{}",
         json!({ "bench": "allocator", "pool": "100.64.0.0/10", "results": results, "growth": growth })
     );
+}
+
+/// Runs `command` (this benchmark, or a tool given this benchmark) with `--child n` and the child's malloc
+/// settings; returns what it printed, or fails with what it said.
+fn run_child(mut command: Command, n: usize) -> String {
+    let out = command
+        .args(["--child", &n.to_string()])
+        .env("GLIBC_TUNABLES", CHILD_MALLOC)
+        .output()
+        .expect("run the child (under valgrind: Debian package valgrind)");
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// Best (least disturbed) and median of one figure over the runs.
@@ -370,23 +376,16 @@ fn count_instructions(exe: &Path, sizes: &[usize]) {
     let mut per_size = Vec::new();
     for n in sizes {
         std::fs::create_dir_all(&dir).expect("temporary directory");
-        let out = Command::new("valgrind")
+        let mut callgrind = Command::new("valgrind");
+        callgrind
             .arg("--tool=callgrind")
             .arg("--dump-before=*bench::phase_*")
             .arg(format!(
                 "--callgrind-out-file={}",
                 dir.join("out").display()
             ))
-            .arg(exe)
-            .args(["--child", &n.to_string()])
-            .env("GLIBC_TUNABLES", CHILD_MALLOC)
-            .output()
-            .expect("run valgrind (Debian package valgrind)");
-        assert!(
-            out.status.success(),
-            "callgrind failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(exe);
+        run_child(callgrind, *n);
         let phases = read_phase_counts(&dir);
         std::fs::remove_dir_all(&dir).expect("remove temporary directory");
         assert_eq!(
