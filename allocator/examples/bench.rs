@@ -31,7 +31,7 @@
 //! phase executes: figures that repeat however busy the machine is, and leave out what memory costs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -42,6 +42,15 @@ use ferrolb_allocator::{
 use serde_json::{json, Value};
 
 const PHASES: [&str; 4] = ["allocate_s", "restart_s", "allocate_all_s", "reference_s"];
+/// The phase functions, in the order they run, and the marker after each: `--instructions` dumps counts on
+/// entering each.
+const PHASE_FUNCTIONS: [&str; 5] = [
+    "phase_allocate",
+    "phase_restart",
+    "phase_allocate_all",
+    "phase_reference",
+    "phase_done",
+];
 /// Keeps freed memory in the child, so that the warm pass reuses pages instead of faulting new ones.
 const CHILD_MALLOC: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736";
 
@@ -171,6 +180,22 @@ fn run_child(mut command: Command, n: usize) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A directory of callgrind's output, removed when dropped, also when the child fails.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(path: PathBuf) -> Self {
+        std::fs::create_dir_all(&path).expect("temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Best (least disturbed) and median of one figure over the runs.
@@ -375,19 +400,21 @@ fn count_instructions(exe: &Path, sizes: &[usize]) {
     let dir = std::env::temp_dir().join(format!("ferrolb-bench-callgrind-{}", std::process::id()));
     let mut per_size = Vec::new();
     for n in sizes {
-        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let scratch = ScratchDir::new(dir.clone());
         let mut callgrind = Command::new("valgrind");
-        callgrind
-            .arg("--tool=callgrind")
-            .arg("--dump-before=*bench::phase_*")
-            .arg(format!(
-                "--callgrind-out-file={}",
-                dir.join("out").display()
-            ))
-            .arg(exe);
+        callgrind.arg("--tool=callgrind").arg(format!(
+            "--callgrind-out-file={}",
+            scratch.0.join("out").display()
+        ));
+        // Exact names: a pattern would also match the closures and drop glue inside the phases where the
+        // compiler does not inline them, and dump on every Service.
+        for f in PHASE_FUNCTIONS {
+            callgrind.arg(format!("--dump-before=bench::{f}"));
+        }
+        callgrind.arg(exe);
         run_child(callgrind, *n);
-        let phases = read_phase_counts(&dir);
-        std::fs::remove_dir_all(&dir).expect("remove temporary directory");
+        let phases = read_phase_counts(&scratch.0);
+        drop(scratch);
         assert_eq!(
             phases.len(),
             2 * PHASES.len(),
@@ -477,9 +504,9 @@ fn read_phase_counts(dir: &Path) -> Vec<(String, u64)> {
     for (_, text) in dumps {
         let entered = text
             .lines()
-            .find_map(|l| l.strip_prefix("desc: Trigger: --dump-before="))
-            .and_then(|f| f.rsplit("::").next())
-            .expect("dump trigger");
+            .find_map(|l| l.strip_prefix("desc: Trigger: --dump-before=bench::"))
+            .filter(|f| PHASE_FUNCTIONS.contains(f))
+            .expect("a dump on entering a phase function");
         let instructions: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix("summary: "))
@@ -490,7 +517,10 @@ fn read_phase_counts(dir: &Path) -> Vec<(String, u64)> {
                 running.take().expect("a phase before phase_done"),
                 instructions,
             )),
-            phase => running = Some(phase.trim_start_matches("phase_").to_string()),
+            phase => {
+                assert!(running.is_none(), "{phase} entered inside another phase");
+                running = Some(phase.trim_start_matches("phase_").to_string());
+            }
         }
     }
     counts

@@ -10,7 +10,7 @@
 //! - **set_pools** never renumbers: an assignment a pool edit or deletion leaves outside the rules is kept,
 //!   still blocks its IP, and is reported as a [`PoolConflict`] until the pools admit it again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::error::{
 use crate::held::HeldIps;
 use crate::pool::PoolConfig;
 use crate::request::{Need, Request, ShareKey};
-use crate::selector::LabelSet;
+use crate::selector::{LabelSet, NamespaceLabels};
 use crate::service::{Ignored, IpFamily, ServiceKey, ServiceView};
 use crate::table::{Sid, StoredKey, Table, Vacant};
 
@@ -138,10 +138,8 @@ pub struct Allocator {
     shared: BTreeMap<ShareKey, BTreeSet<IpAddr>>,
     /// Services whose IPs are stranded.
     stranded: BTreeSet<Sid>,
-    /// The labels of each namespace with tracked Services, shared by their records: real namespaces always
-    /// carry `kubernetes.io/metadata.name`, and a copy per Service would cost as much as the rest of its
-    /// record. An entry goes with its namespace's last record, or is replaced when the labels change.
-    namespace_labels: HashMap<Box<str>, Arc<LabelSet>>,
+    /// The namespaces' labels, one copy shared by the records of each.
+    namespace_labels: NamespaceLabels,
 }
 
 #[derive(Debug, Clone)]
@@ -590,7 +588,8 @@ impl Allocator {
     /// same reasons.
     pub(crate) fn failure(&self, svc: &ServiceView) -> Option<AllocationError> {
         let namespace_labels = self
-            .shared_namespace_labels(svc)
+            .namespace_labels
+            .get(&svc.namespace, &svc.namespace_labels)
             .unwrap_or_else(|| Arc::new(LabelSet::new(&svc.namespace_labels)));
         let request =
             match Request::parse(svc, &Annotations::read(&svc.annotations), namespace_labels) {
@@ -1027,36 +1026,14 @@ impl Allocator {
                 self.unindex(*ip, &rec.request.share);
             }
         }
-        let ips = rec.ips.to_vec();
-        drop(rec);
-        let namespace = key.namespace();
-        if self
-            .namespace_labels
-            .get(namespace)
-            .is_some_and(|labels| Arc::strong_count(labels) == 1)
-        {
-            self.namespace_labels.remove(namespace);
-        }
-        (key, vacant, ips)
-    }
-
-    /// `svc`'s namespace labels as the records share them, when the shared copy is still current.
-    fn shared_namespace_labels(&self, svc: &ServiceView) -> Option<Arc<LabelSet>> {
-        self.namespace_labels
-            .get(svc.namespace.as_str())
-            .filter(|labels| labels.is(&svc.namespace_labels))
-            .cloned()
+        (key, vacant, rec.ips.to_vec())
     }
 
     /// `svc`'s namespace labels, shared with the other records of its namespace (a change of the labels
     /// starts a new shared copy; records keep the old one until their Service is reconciled again).
     fn namespace_labels(&mut self, svc: &ServiceView) -> Arc<LabelSet> {
-        self.shared_namespace_labels(svc).unwrap_or_else(|| {
-            let labels = Arc::new(LabelSet::new(&svc.namespace_labels));
-            self.namespace_labels
-                .insert(svc.namespace.as_str().into(), Arc::clone(&labels));
-            labels
-        })
+        self.namespace_labels
+            .share(&svc.namespace, &svc.namespace_labels)
     }
 
     /// Adds a tracked Service to the holders of `ip` (kept in namespace/name order, so that conflicts name
@@ -1497,5 +1474,65 @@ impl Pools {
                 ips: ips.to_vec(),
             })?;
         Ok(pi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selector::LabelLookup;
+
+    #[test]
+    fn namespace_label_copies_stay_near_the_number_in_use() {
+        // One address: the first Service gets it, the other 999 (each in a namespace of its own) get
+        // nothing, so nothing keeps their namespaces' shared labels.
+        let mut alloc = Allocator::new(None);
+        alloc
+            .set_pools(vec![PoolConfig::new("one", &["198.51.100.1/32"])])
+            .expect("pool");
+        for i in 0..1000 {
+            let mut svc = ServiceView::load_balancer(format!("ns-{i}"), "web");
+            svc.namespace_labels
+                .insert("kubernetes.io/metadata.name".into(), svc.namespace.clone());
+            let handled = matches!(
+                alloc.reconcile(&svc),
+                Reconciled::Handled { result: Ok(_), .. }
+            );
+            assert_eq!(handled, i == 0, "ns-{i}");
+        }
+        let (entries, used) = alloc.namespace_labels.counts();
+        assert_eq!(used, 1);
+        assert!(
+            entries <= 2 * used + NamespaceLabels::SLACK,
+            "{entries} entries for {used} in use"
+        );
+    }
+
+    #[test]
+    fn records_of_one_namespace_share_its_labels_and_follow_their_change() {
+        let mut alloc = Allocator::new(None);
+        alloc
+            .set_pools(vec![PoolConfig::new("p", &["198.51.100.0/24"])])
+            .expect("pool");
+        let view = |name: &str, env: &str| {
+            let mut svc = ServiceView::load_balancer("team", name);
+            svc.namespace_labels.insert("env".into(), env.into());
+            svc
+        };
+        let shared = |alloc: &Allocator, name: &str| {
+            let sid = alloc.services.find("team", name).expect("tracked");
+            Arc::clone(&alloc.services.get(sid).request.namespace_labels)
+        };
+        for name in ["a", "b"] {
+            alloc.reconcile(&view(name, "dev"));
+        }
+        assert!(Arc::ptr_eq(&shared(&alloc, "a"), &shared(&alloc, "b")));
+        // The namespace is relabelled: each record takes the new labels when its Service is reconciled.
+        alloc.reconcile(&view("a", "prod"));
+        assert_eq!(shared(&alloc, "a").label("env"), Some("prod"));
+        assert_eq!(shared(&alloc, "b").label("env"), Some("dev"));
+        alloc.reconcile(&view("b", "prod"));
+        assert!(Arc::ptr_eq(&shared(&alloc, "a"), &shared(&alloc, "b")));
+        assert_eq!(alloc.namespace_labels.counts(), (1, 1));
     }
 }

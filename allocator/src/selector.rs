@@ -2,7 +2,8 @@
 //! [`ferrolb_crds::selector::Selector`] (validation rejects an `In` without values or an `Exists` with
 //! values; here selectors are only evaluated, with the API server's rules).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub use ferrolb_crds::selector::{
     LabelLookup, Operator as SelectorOperator, Requirement, Selector as LabelSelector,
@@ -34,6 +35,59 @@ impl LabelSet {
                 .iter()
                 .zip(labels)
                 .all(|((k, v), (lk, lv))| **k == **lk && **v == **lv)
+    }
+}
+
+/// The labels of each namespace, shared by the records of its Services: real namespaces always carry
+/// `kubernetes.io/metadata.name`, and a copy per Service would cost as much as the rest of its record.
+///
+/// Entries that no record uses any more (their Services are gone or got no IP, or the labels changed since)
+/// are swept when the map has doubled since the last sweep: it stays within twice the entries in use at
+/// that sweep, plus a few, at an amortised constant cost per new entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamespaceLabels {
+    by_namespace: HashMap<Box<str>, Arc<LabelSet>>,
+    /// Entries the last sweep left.
+    kept: usize,
+}
+
+impl NamespaceLabels {
+    /// Entries allowed beyond twice those in use before a sweep.
+    pub const SLACK: usize = 64;
+
+    /// `labels` of `namespace` as shared, if the shared copy is current.
+    pub fn get(&self, namespace: &str, labels: &Labels) -> Option<Arc<LabelSet>> {
+        self.by_namespace
+            .get(namespace)
+            .filter(|shared| shared.is(labels))
+            .cloned()
+    }
+
+    /// `labels` of `namespace`, shared from now on with every record that asks for the same.
+    pub fn share(&mut self, namespace: &str, labels: &Labels) -> Arc<LabelSet> {
+        if let Some(shared) = self.get(namespace, labels) {
+            return shared;
+        }
+        if self.by_namespace.len() >= 2 * self.kept + Self::SLACK {
+            self.by_namespace
+                .retain(|_, shared| Arc::strong_count(shared) > 1);
+            self.kept = self.by_namespace.len();
+        }
+        let shared = Arc::new(LabelSet::new(labels));
+        self.by_namespace
+            .insert(namespace.into(), Arc::clone(&shared));
+        shared
+    }
+
+    /// (entries, entries some record uses).
+    #[cfg(test)]
+    pub fn counts(&self) -> (usize, usize) {
+        let used = self
+            .by_namespace
+            .values()
+            .filter(|shared| Arc::strong_count(shared) > 1)
+            .count();
+        (self.by_namespace.len(), used)
     }
 }
 
