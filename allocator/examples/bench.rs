@@ -126,23 +126,9 @@ fn main() {
             );
         }
         for i in 1..sizes.len() {
-            let (a, b) = (sizes[i - 1] as f64, sizes[i] as f64);
-            let n_log_n = b * b.ln() / (a * a.ln());
-            let ratio = |p: &str| stat(&per_size[i], pass, p).0 / stat(&per_size[i - 1], pass, p).0;
-            println!(
-                "growth {} -> {}: allocate x{:.1}, restart x{:.1}, allocate_all x{:.1}; reference x{:.1}; \
-                 n log n x{n_log_n:.1}",
-                sizes[i - 1],
-                sizes[i],
-                ratio(PHASES[0]),
-                ratio(PHASES[1]),
-                ratio(PHASES[2]),
-                ratio(PHASES[3]),
-            );
-            growth.push(json!({
-                "pass": pass, "from": sizes[i - 1], "to": sizes[i], "n_log_n": n_log_n,
-                "allocate": ratio(PHASES[0]), "restart": ratio(PHASES[1]),
-                "allocate_all": ratio(PHASES[2]), "reference": ratio(PHASES[3]),
+            let (a, b) = (&per_size[i - 1], &per_size[i]);
+            growth.push(growth_between(pass, sizes[i - 1], sizes[i], |p| {
+                stat(b, pass, p).0 / stat(a, pass, p).0
             }));
         }
     }
@@ -180,6 +166,23 @@ fn run_child(mut command: Command, n: usize) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Prints the growth of every phase from `from` to `to` Services next to n log n's, and returns it as JSON.
+/// `ratio`: a phase's figure at `to` over its figure at `from`.
+fn growth_between(pass: &str, from: usize, to: usize, ratio: impl Fn(&str) -> f64) -> Value {
+    let (a, b) = (from as f64, to as f64);
+    let n_log_n = b * b.ln() / (a * a.ln());
+    let r: Vec<f64> = PHASES.iter().map(|p| ratio(p)).collect();
+    println!(
+        "growth {from} -> {to}: allocate x{:.1}, restart x{:.1}, allocate_all x{:.1}; reference x{:.1}; \
+         n log n x{n_log_n:.1}",
+        r[0], r[1], r[2], r[3],
+    );
+    json!({
+        "pass": pass, "from": from, "to": to, "n_log_n": n_log_n,
+        "allocate": r[0], "restart": r[1], "allocate_all": r[2], "reference": r[3],
+    })
 }
 
 /// A directory of callgrind's output, removed when dropped, also when the child fails.
@@ -460,24 +463,9 @@ fn count_instructions(exe: &Path, sizes: &[usize]) {
         }
         for pair in per_size.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
-            let (na, nb) = (
-                a["services"].as_f64().unwrap(),
-                b["services"].as_f64().unwrap(),
-            );
-            let n_log_n = nb * nb.ln() / (na * na.ln());
-            let ratio = |p: &str| count(b, pass, p) / count(a, pass, p);
-            println!(
-                "growth {na} -> {nb}: allocate x{:.1}, restart x{:.1}, allocate_all x{:.1}; reference x{:.1}; \
-                 n log n x{n_log_n:.1}",
-                ratio(PHASES[0]),
-                ratio(PHASES[1]),
-                ratio(PHASES[2]),
-                ratio(PHASES[3]),
-            );
-            growth.push(json!({
-                "pass": pass, "from": na, "to": nb, "n_log_n": n_log_n,
-                "allocate": ratio(PHASES[0]), "restart": ratio(PHASES[1]),
-                "allocate_all": ratio(PHASES[2]), "reference": ratio(PHASES[3]),
+            let size = |v: &Value| v["services"].as_u64().expect("size") as usize;
+            growth.push(growth_between(pass, size(a), size(b), |p| {
+                count(b, pass, p) / count(a, pass, p)
             }));
         }
     }

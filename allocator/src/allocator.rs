@@ -138,7 +138,8 @@ pub struct Allocator {
     shared: BTreeMap<ShareKey, BTreeSet<IpAddr>>,
     /// Services whose IPs are stranded.
     stranded: BTreeSet<Sid>,
-    /// The namespaces' labels, one copy shared by the records of each.
+    /// The namespaces' labels, one copy shared by the records of each. A change of a namespace's labels
+    /// starts a new copy; records keep the old one until their Service is reconciled again.
     namespace_labels: NamespaceLabels,
 }
 
@@ -302,7 +303,9 @@ impl Allocator {
             return (Imported::AlreadyKnown, found);
         };
         let annotations = Annotations::read(&svc.annotations);
-        let namespace_labels = self.namespace_labels(svc);
+        let namespace_labels = self
+            .namespace_labels
+            .share(&svc.namespace, &svc.namespace_labels);
         let Ok(request) = Request::parse(svc, &annotations, namespace_labels) else {
             let ips = svc.ingress_ips.clone();
             let reason = ClearReason::NoClusterIp;
@@ -438,7 +441,9 @@ impl Allocator {
             .iter()
             .map(|a| AllocEvent::DeprecatedAnnotation { alias: a.clone() })
             .collect();
-        let namespace_labels = self.namespace_labels(svc);
+        let namespace_labels = self
+            .namespace_labels
+            .share(&svc.namespace, &svc.namespace_labels);
         let request = match Request::parse(svc, &annotations, namespace_labels) {
             Ok(r) => r,
             Err(e) => {
@@ -1029,13 +1034,6 @@ impl Allocator {
         (key, vacant, rec.ips.to_vec())
     }
 
-    /// `svc`'s namespace labels, shared with the other records of its namespace (a change of the labels
-    /// starts a new shared copy; records keep the old one until their Service is reconciled again).
-    fn namespace_labels(&mut self, svc: &ServiceView) -> Arc<LabelSet> {
-        self.namespace_labels
-            .share(&svc.namespace, &svc.namespace_labels)
-    }
-
     /// Adds a tracked Service to the holders of `ip` (kept in namespace/name order, so that conflicts name
     /// holders independently of arrival order).
     fn hold(&mut self, ip: IpAddr, sid: Sid) {
@@ -1482,14 +1480,19 @@ mod tests {
     use super::*;
     use crate::selector::LabelLookup;
 
+    fn with_pool(cidr: &str) -> Allocator {
+        let mut alloc = Allocator::new(None);
+        alloc
+            .set_pools(vec![PoolConfig::new("pool", &[cidr])])
+            .expect("pool");
+        alloc
+    }
+
     #[test]
     fn namespace_label_copies_stay_near_the_number_in_use() {
         // One address: the first Service gets it, the other 999 (each in a namespace of its own) get
         // nothing, so nothing keeps their namespaces' shared labels.
-        let mut alloc = Allocator::new(None);
-        alloc
-            .set_pools(vec![PoolConfig::new("one", &["198.51.100.1/32"])])
-            .expect("pool");
+        let mut alloc = with_pool("198.51.100.1/32");
         for i in 0..1000 {
             let mut svc = ServiceView::load_balancer(format!("ns-{i}"), "web");
             svc.namespace_labels
@@ -1510,10 +1513,7 @@ mod tests {
 
     #[test]
     fn records_of_one_namespace_share_its_labels_and_follow_their_change() {
-        let mut alloc = Allocator::new(None);
-        alloc
-            .set_pools(vec![PoolConfig::new("p", &["198.51.100.0/24"])])
-            .expect("pool");
+        let mut alloc = with_pool("198.51.100.0/24");
         let view = |name: &str, env: &str| {
             let mut svc = ServiceView::load_balancer("team", name);
             svc.namespace_labels.insert("env".into(), env.into());
