@@ -832,7 +832,15 @@ mod tests {
         // Drop kills leftover processes (the sleeper child is ours: reap it after).
         let mut sleeper = pair.a.spawn(["sleep", "60"]).unwrap();
         let pid = sleeper.id();
-        assert_eq!(pair.a.pids(), vec![pid]);
+        // `ip netns exec` enters the namespace after the fork: the pid shows there a moment later.
+        let pids = util::wait_until(
+            "the sleeper in the namespace",
+            Duration::from_secs(5),
+            Duration::from_millis(20),
+            || Some(pair.a.pids()).filter(|p| !p.is_empty()),
+        )
+        .unwrap();
+        assert_eq!(pids, vec![pid]);
         let (a, b) = (pair.a.clone(), pair.b.clone());
         drop(pair);
         drop(b);
