@@ -395,6 +395,7 @@ async fn a_replica_that_finds_the_lease_held_writes_nothing() {
     let lease_path =
         "/apis/coordination.k8s.io/v1/namespaces/ferrolb-system/leases/ferrolb-controller";
     let (done_tx, done_rx) = oneshot::channel::<()>();
+    let (lease_read_tx, mut lease_read) = tokio::sync::mpsc::unbounded_channel::<()>();
     let server = tokio::spawn(async move {
         let mut others = Vec::new();
         let mut done = std::pin::pin!(done_rx);
@@ -420,6 +421,7 @@ async fn a_replica_that_finds_the_lease_held_writes_nothing() {
                         .body(Body::from(serde_json::to_vec(&lease).unwrap()))
                         .unwrap(),
                 );
+                let _ = lease_read_tx.send(());
             } else {
                 others.push(format!("{} {path}", request.method()));
                 respond.send_response(Response::builder().status(500).body(Body::empty()).unwrap());
@@ -429,17 +431,23 @@ async fn a_replica_that_finds_the_lease_held_writes_nothing() {
     });
 
     let params = controller::LeaderElection::default();
-    let (leading, task) = controller::elect(client.clone(), NS, "ferrolb-controller-0", &params)
-        .await
-        .unwrap();
-    assert!(!*leading.borrow(), "the Lease is held by another replica");
+    let election = controller::elect(client.clone(), NS, "ferrolb-controller-0", &params);
+    let mut leading = election.leading.clone();
+    // After its first look at the Lease (held by another replica) this one does not lead.
+    lease_read.recv().await.unwrap();
+    tokio::task::yield_now().await;
+    assert!(
+        !*leading.borrow_and_update(),
+        "the Lease is held by another replica"
+    );
 
     let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
     cluster.put(service("shop", "web", json!({})));
     let (_core, outcome) = Core::start(None, &cluster).unwrap();
-    let writer = Writer::new(client, None, leading, Metrics::unregistered());
+    let writer = Writer::new(client, None, leading.clone(), Metrics::unregistered());
     assert!(writer.apply(outcome.writes).await.is_empty());
-    task.abort();
+    election.stop(std::time::Duration::from_secs(1)).await;
+    assert!(!*leading.borrow(), "it never led");
     drop(writer);
     done_tx.send(()).unwrap();
     let others = server.await.unwrap();
@@ -498,7 +506,7 @@ async fn the_controller_loop_lists_then_writes_the_allocation() {
     }
 
     let (client, server) = ferrolb_kube_mock::start(lists);
-    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = watch::channel(controller::Readiness::default());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let options = Options {
         namespace: NS.into(),
@@ -516,12 +524,12 @@ async fn the_controller_loop_lists_then_writes_the_allocation() {
         },
     ));
     // Ready means: every watch listed, and the start-up allocation written.
-    tokio::time::timeout(Duration::from_secs(60), ready_rx.wait_for(|r| *r))
+    tokio::time::timeout(Duration::from_secs(60), ready_rx.wait_for(|r| r.ready))
         .await
         .expect("the controller became ready")
         .unwrap();
     stop_tx.send(()).unwrap();
-    run.await.unwrap().unwrap();
+    run.await.unwrap();
     let sent = server.await.unwrap();
 
     let writes: Vec<String> = sent

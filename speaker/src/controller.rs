@@ -19,6 +19,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut class = None;
     let mut metrics_addr = DEFAULT_METRICS_ADDR.to_owned();
     let mut election = Some(LeaderElection::default());
+    let mut lease_name = None;
     let mut json = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -31,11 +32,20 @@ pub fn run(args: &[String]) -> ExitCode {
             "--namespace" => value("--namespace").map(|v| namespace = v),
             "--class" => value("--class").map(|v| class = Some(v)),
             "--metrics-addr" => value("--metrics-addr").map(|v| metrics_addr = v),
-            "--lease-name" => value("--lease-name").map(|v| {
-                if let Some(e) = &mut election {
-                    e.lease_name = v;
-                }
-            }),
+            "--lease-name" => value("--lease-name").map(|v| lease_name = Some(v)),
+            flag @ ("--lease-duration" | "--lease-renew-deadline" | "--lease-retry-period") => {
+                value(flag).and_then(|v| {
+                    let d = parse_positive_duration(flag, &v)?;
+                    if let Some(e) = &mut election {
+                        match flag {
+                            "--lease-duration" => e.lease_duration = d,
+                            "--lease-renew-deadline" => e.renew_deadline = d,
+                            _ => e.retry_period = d,
+                        }
+                    }
+                    Ok(())
+                })
+            }
             "--no-leader-election" => {
                 election = None;
                 Ok(())
@@ -51,6 +61,12 @@ pub fn run(args: &[String]) -> ExitCode {
             other => Err(format!("controller takes no argument '{other}'")),
         };
         if let Err(message) = parsed {
+            return usage_error(&message);
+        }
+    }
+    if let Some(e) = &mut election {
+        e.lease_name = lease_name.unwrap_or_else(|| controller::lease_name_for(class.as_deref()));
+        if let Err(message) = e.check() {
             return usage_error(&message);
         }
     }
@@ -82,14 +98,14 @@ async fn serve_controller(options: Options, metrics_addr: SocketAddr) -> Result<
         .map_err(|e| format!("cannot reach the Kubernetes API server: {e}"))?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let (ready_tx, ready_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = watch::channel(controller::Readiness::default());
     let (metrics_addr, server) = serve::bind(metrics_addr, Arc::new(registry), ready_rx)
         .await
         .map_err(|e| format!("cannot listen on {metrics_addr}: {e}"))?;
     let server = tokio::spawn(server);
     tracing::info!(namespace = %options.namespace, identity = %options.identity, %metrics_addr,
-        leader_election = options.election.is_some(), "ferrolb controller starting");
-    let result = controller::run(
+        lease = options.election.as_ref().map(|e| e.lease_name.as_str()), "ferrolb controller starting");
+    controller::run(
         client,
         options,
         metrics,
@@ -98,5 +114,14 @@ async fn serve_controller(options: Options, metrics_addr: SocketAddr) -> Result<
     )
     .await;
     server.abort();
-    result.map_err(|e| format!("leader election failed: {e}"))
+    Ok(())
+}
+
+/// A Go duration (`15s`, `1m30s`) that is positive.
+fn parse_positive_duration(flag: &str, value: &str) -> Result<std::time::Duration, String> {
+    ferrolb_crds::duration::GoDuration::parse(value)
+        .ok()
+        .and_then(|d| d.to_std())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag} takes a positive duration such as 15s or 1m, not {value:?}"))
 }

@@ -25,12 +25,18 @@ commands:
                               print, touching nothing, the IP(s) and pool each Service in the
                               manifests would get, and why a Service gets none
   controller [--namespace NS] [--class NAME] [--metrics-addr ADDR] [--lease-name NAME]
+             [--lease-duration D] [--lease-renew-deadline D] [--lease-retry-period D]
              [--no-leader-election] [--log-format text|json]
                               run the IP allocator against the Kubernetes API server (in-cluster
                               or KUBECONFIG): watch Services and ferrolb.io objects in NS (default
                               $POD_NAMESPACE or ferrolb-system), write Service status, events and
-                              pool status while holding the Lease NAME (default ferrolb-controller);
-                              /metrics, /healthz, /readyz on ADDR (default 0.0.0.0:7472)
+                              pool status while holding the Lease NAME (default ferrolb-controller,
+                              ferrolb-controller-CLASS with --class); the Lease is taken over when
+                              unchanged for D (default 15s), the leader steps down when it cannot
+                              renew within D (default 10s), renewals and standby looks every D
+                              (default 1s); a crashed leader is replaced within 16s, one that
+                              stops within 1s; /metrics, /healthz, /readyz on ADDR (default
+                              0.0.0.0:7472)
   speaker [--node-name NODE] [--namespace NS] [--speaker-pods SELECTOR] [--metrics-addr ADDR]
           [--memberlist-secret-file PATH [--memberlist-port N] [--pod-ip IP]] [--log-format text|json]
                               run the per-node speaker against the Kubernetes API server: announce

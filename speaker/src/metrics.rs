@@ -46,6 +46,7 @@ pub struct Metrics {
     config_loaded: Gauge,
     config_stale: Gauge,
     sessions: SessionStatus,
+    unavailable: Family<ferrolb_allocator::controller::KindLabel, Gauge>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -62,6 +63,7 @@ impl Metrics {
             config_loaded: Gauge::default(),
             config_stale: Gauge::default(),
             sessions: SessionStatus::default(),
+            unavailable: ferrolb_allocator::controller::register_unavailable(registry),
         };
         let r = registry.sub_registry_with_prefix("ferrolb");
         r.register(
@@ -143,7 +145,7 @@ impl Metrics {
     /// if given (bound now, so that a port in use fails at start).
     pub async fn serve(
         addr: Option<std::net::SocketAddr>,
-        ready: watch::Receiver<bool>,
+        ready: watch::Receiver<ferrolb_allocator::controller::Readiness>,
     ) -> Result<
         (
             Metrics,
@@ -161,6 +163,15 @@ impl Metrics {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
         Ok((metrics, Some(tokio::spawn(server))))
+    }
+
+    /// Whether a watched kind cannot be listed.
+    pub fn unavailable(&self, kind: &str, unavailable: bool) {
+        self.unavailable
+            .get_or_create(&ferrolb_allocator::controller::KindLabel {
+                kind: kind.to_owned(),
+            })
+            .set(unavailable as i64);
     }
 
     pub fn config(&self, loaded: bool, stale: bool) {

@@ -9,13 +9,14 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use ferrolb_allocator::controller::Readiness;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 #[derive(Clone)]
 struct Shared {
     registry: Arc<Registry>,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<Readiness>,
 }
 
 /// Binds `addr` (so that a port in use fails the command at once) and returns the bound address and the
@@ -23,7 +24,7 @@ struct Shared {
 pub async fn bind(
     addr: SocketAddr,
     registry: Arc<Registry>,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<Readiness>,
 ) -> std::io::Result<(
     SocketAddr,
     impl std::future::Future<Output = std::io::Result<()>>,
@@ -58,11 +59,13 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
 }
 
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
-    if *shared.ready.borrow() {
-        (StatusCode::OK, "ready\n")
+    let readiness = shared.ready.borrow().clone();
+    let status = if readiness.ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, readiness.report())
 }
 
 #[cfg(test)]
@@ -87,7 +90,7 @@ mod tests {
         let c: Counter = Counter::default();
         registry.register("ferrolb_test_things", "things", c.clone());
         c.inc();
-        let (ready_tx, ready_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = watch::channel(Readiness::default());
         let (addr, server) = bind("127.0.0.1:0".parse().unwrap(), Arc::new(registry), ready_rx)
             .await
             .unwrap();
@@ -96,8 +99,19 @@ mod tests {
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.0 200"));
         let not_ready = get(addr, "/readyz").await;
         assert!(not_ready.starts_with("HTTP/1.0 503"), "{not_ready}");
-        ready_tx.send_replace(true);
+        ready_tx.send_replace(Readiness::ready());
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.0 200"));
+        let mut degraded = Readiness::ready();
+        degraded
+            .unavailable
+            .insert("Community", "not found (404)".into());
+        ready_tx.send_replace(degraded);
+        let answer = get(addr, "/readyz").await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(
+            answer.contains("degraded: Community unavailable: not found (404)"),
+            "{answer}"
+        );
         let metrics = get(addr, "/metrics").await;
         assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
         assert!(

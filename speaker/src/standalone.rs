@@ -199,7 +199,7 @@ pub async fn run(
             options.addresses.clone()
         },
     };
-    let (ready_tx, ready_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = watch::channel(ferrolb_allocator::controller::Readiness::default());
     let (metrics, server) = Metrics::serve(options.metrics_addr, ready_rx).await?;
     let mut announcers = Announcers::new();
     let membership = match &options.memberlist {
@@ -288,7 +288,7 @@ pub async fn run(
                     );
                     log_plan(&plan);
                     current = Some(plan);
-                    ready_tx.send_replace(true);
+                    ready_tx.send_replace(ferrolb_allocator::controller::Readiness::ready());
                 }
             }
         }

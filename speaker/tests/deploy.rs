@@ -182,7 +182,7 @@ fn expected_grants(kind: &str, who: &str) -> BTreeSet<String> {
             (
                 "coordination.k8s.io",
                 &["leases/ferrolb-controller"],
-                &["get", "patch"],
+                &["get", "update"],
             ),
         ]),
         ("ClusterRole", "ferrolb-speaker") => expand(&[

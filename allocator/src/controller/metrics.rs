@@ -18,6 +18,22 @@ struct PoolLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// `ferrolb_watch_unavailable{kind}`: 1 while a kind cannot be listed (CRD missing, no permission).
+pub fn register_unavailable(registry: &mut Registry) -> Family<KindLabel, Gauge> {
+    let family = Family::<KindLabel, Gauge>::default();
+    registry.sub_registry_with_prefix("ferrolb").register(
+        "watch_unavailable",
+        "1 while a watched kind cannot be listed (its CRD is missing or RBAC forbids it); the process works without it",
+        family.clone(),
+    );
+    family
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -54,12 +70,14 @@ pub struct Metrics {
     config_stale: Gauge,
     leader: Gauge,
     services: Gauge,
+    unavailable: Family<KindLabel, Gauge>,
 }
 
 impl Metrics {
     /// Creates the metrics and registers them under `ferrolb_` in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Metrics::unregistered();
+        let mut m = Metrics::unregistered();
+        m.unavailable = register_unavailable(registry);
         let r = registry.sub_registry_with_prefix("ferrolb");
         r.register(
             "allocator_addresses_total",
@@ -127,7 +145,17 @@ impl Metrics {
             config_stale: Gauge::default(),
             leader: Gauge::default(),
             services: Gauge::default(),
+            unavailable: Family::default(),
         }
+    }
+
+    /// Whether a watched kind cannot be listed.
+    pub fn unavailable(&self, kind: &str, unavailable: bool) {
+        self.unavailable
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .set(unavailable as i64);
     }
 
     /// Pool figures and counts, from the allocator's incremental statistics.

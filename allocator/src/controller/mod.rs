@@ -21,9 +21,12 @@ use kube::Client;
 use tokio::sync::watch as signal;
 
 pub use self::core::{Cluster, Core, Outcome, Severity, Write};
-pub use self::leader::{elect, LeaderElection};
-pub use self::metrics::Metrics;
-pub use self::watch::{Change, Stores};
+pub use self::leader::{
+    decide as decide_leadership, elect, lease_name_for, Election, LeaderElection,
+    DEFAULT_LEASE_NAME,
+};
+pub use self::metrics::{register_unavailable, KindLabel, Metrics};
+pub use self::watch::{Change, Readiness, Stores};
 pub use self::writer::{Retry, Writer, FIELD_MANAGER};
 
 /// How the controller runs.
@@ -42,22 +45,25 @@ pub struct Options {
 /// Delay before a failed write is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// Runs until `shutdown` resolves or the leader election fails. `ready` turns true once every watch has
-/// listed its objects and, on the leader, the start-up allocation is written.
+/// How long a stopping leader waits for the Lease's release before it exits anyway.
+const RELEASE_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// Runs until `shutdown` resolves. `ready` turns true once every watch has listed its objects (or found
+/// its kind unavailable) and, on the leader, the start-up allocation is written. On shutdown a leader stops
+/// writing first, then releases the Lease, so that a standby takes over within its retry period.
 pub async fn run(
     client: Client,
     options: Options,
     metrics: Metrics,
-    ready: signal::Sender<bool>,
+    ready: signal::Sender<Readiness>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), kube_lease_manager::LeaseManagerError> {
+) {
     // Without election the flag is fixed at true; its sender must live as long as the loop.
     let mut _fixed = None;
     let (mut leading, election) = match &options.election {
         Some(e) => {
-            let (rx, task) =
-                elect(client.clone(), &options.namespace, &options.identity, e).await?;
-            (rx, Some(task))
+            let election = elect(client.clone(), &options.namespace, &options.identity, e);
+            (election.leading.clone(), Some(election))
         }
         None => {
             let (tx, rx) = signal::channel(true);
@@ -82,6 +88,7 @@ pub async fn run(
         retry_tx,
         core: None,
         synced: BTreeSet::new(),
+        unavailable: Default::default(),
         config_stale: false,
     };
     metrics.leader(*leading.borrow());
@@ -116,16 +123,15 @@ pub async fn run(
         if let Some(core) = &loop_state.core {
             metrics.observe_allocator(core.allocator());
         }
-        let is_ready = loop_state.all_synced() && (!leads || loop_state.core.is_some());
-        ready.send_replace(is_ready);
+        ready.send_replace(Readiness {
+            ready: loop_state.all_synced() && (!leads || loop_state.core.is_some()),
+            unavailable: loop_state.unavailable.clone(),
+        });
     }
-    drop(leading);
-    if let Some(task) = election {
-        // Dropping the receiver makes the election task release the Lease, so that a standby takes over
-        // at once instead of after the Lease expires.
-        drop(task.await);
+    if let Some(election) = election {
+        election.stop(RELEASE_DEADLINE).await;
     }
-    Ok(())
+    metrics.leader(false);
 }
 
 /// The state of the main loop between batches of changes.
@@ -137,6 +143,8 @@ struct Loop<'a> {
     retry_tx: mpsc::UnboundedSender<Change>,
     core: Option<Core>,
     synced: BTreeSet<&'static str>,
+    /// Kinds that cannot be listed, with why: they count as listed and empty.
+    unavailable: std::collections::BTreeMap<&'static str, String>,
     config_stale: bool,
 }
 
@@ -156,6 +164,16 @@ impl Loop<'_> {
             match change {
                 Change::Synced(source) => {
                     // A second InitDone means the watch relisted: events may have been missed.
+                    resync |= !self.synced.insert(source);
+                    if self.unavailable.remove(source).is_some() {
+                        self.metrics.unavailable(source, false);
+                        config = true;
+                    }
+                }
+                Change::Unavailable(source, reason) => {
+                    // Work goes on without this kind, as if it had no objects.
+                    self.metrics.unavailable(source, true);
+                    self.unavailable.insert(source, reason);
                     resync |= !self.synced.insert(source);
                 }
                 Change::Service(key) => {

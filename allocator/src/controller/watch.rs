@@ -1,8 +1,10 @@
 //! The watches: one reflector per kind, and one stream of [`Change`]s that says what to look at again.
 //! Events only name what changed; the controller always reads the current object from the store.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::time::{Duration, Instant};
 
 use ferrolb_crds::manifest::Objects;
 use ferrolb_crds::{
@@ -32,6 +34,8 @@ pub enum Change {
     Config,
     /// A watch has listed every object of its kind (again, after a relist).
     Synced(&'static str),
+    /// A kind cannot be listed (CRD missing, no permission): work goes on without it.
+    Unavailable(&'static str, String),
     /// Pool statuses are due again (a write failed).
     PoolStatus,
 }
@@ -120,18 +124,24 @@ where
         watcher::Config::default(),
         change,
         Change::Synced(source),
+        move |reason| Change::Unavailable(source, reason),
         source,
     )
 }
 
-/// A reflector for one kind: its store, and a stream saying for each event what changed (`change`) or that
-/// the kind is fully listed (`synced`). Managed fields are dropped before storing: they are most of an
-/// object's size and never read. Shared with the speaker's watches.
+/// A reflector for one kind: its store, and a stream saying for each event what changed (`change`), that
+/// the kind is fully listed (`synced`), or that it cannot be read at all (`unavailable`, with the reason:
+/// its CRD is not installed or the ServiceAccount may not list it). Managed fields are dropped before
+/// storing: they are most of an object's size and never read. Shared with the speaker's watches.
+///
+/// Retries follow [`RetryPolicy`]: a relist after "410 Gone" starts at once, an unreachable API server is
+/// tried again within a second, and an unavailable kind every ten seconds, logged once a minute.
 pub fn reflect<K, C>(
     api: Api<K>,
     config: watcher::Config,
     change: impl Fn(&K) -> C + Send + 'static,
     synced: C,
+    unavailable: impl Fn(String) -> C + Send + 'static,
     source: &'static str,
 ) -> (Store<K>, BoxStream<'static, C>)
 where
@@ -140,23 +150,195 @@ where
     C: Clone + Send + 'static,
 {
     let (store, writer) = reflector::store();
+    let retry = Arc::new(std::sync::Mutex::new(RetryPolicy::new(source)));
     let stream = watcher(api, config)
-        .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
-        .filter_map(move |event| {
+        .then(move |event| {
+            let retry = retry.clone();
+            let out = match &event {
+                Ok(_) => {
+                    retry.lock().expect("retry state").succeeded();
+                    None
+                }
+                Err(error) => Some(retry.lock().expect("retry state").failed(error)),
+            };
+            async move {
+                match out {
+                    Some(Failure {
+                        delay,
+                        newly_unavailable,
+                    }) => {
+                        tokio::time::sleep(delay).await;
+                        (event, newly_unavailable)
+                    }
+                    None => (event, None),
+                }
+            }
+        })
+        .filter_map(move |(event, newly_unavailable)| {
             futures::future::ready(match event {
                 Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::Delete(o)) => Some(change(&o)),
                 Ok(watcher::Event::InitDone) => Some(synced.clone()),
                 Ok(watcher::Event::Init) | Ok(watcher::Event::InitApply(_)) => None,
-                Err(error) => {
-                    tracing::warn!(kind = source, %error, "watch failed; retrying");
-                    None
-                }
+                Err(_) => newly_unavailable.map(&unavailable),
             })
         })
         .boxed();
     (store, stream)
+}
+
+/// How a failed list or watch is classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// "410 Gone": the watch fell behind and must relist. Normal, not an error.
+    Gone,
+    /// The kind cannot be read: not installed (404) or not permitted (401, 403).
+    Unavailable(String),
+    /// Anything else: the API server is unreachable, overloaded or restarting.
+    Transient,
+}
+
+/// Classifies a watcher error.
+pub fn classify(error: &watcher::Error) -> FailureKind {
+    let status = match error {
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => match e {
+            kube::Error::Api(status) => Some(status.code),
+            _ => None,
+        },
+        watcher::Error::NoResourceVersion => None,
+    };
+    match status {
+        Some(410) => FailureKind::Gone,
+        Some(404) => FailureKind::Unavailable(format!(
+            "not found (404): is its CustomResourceDefinition installed? {error}"
+        )),
+        Some(code @ (401 | 403)) => FailureKind::Unavailable(format!(
+            "not permitted ({code}): check the ServiceAccount's RBAC. {error}"
+        )),
+        _ => FailureKind::Transient,
+    }
+}
+
+/// The delay before the next attempt, and the reason to report if the kind just became unavailable.
+pub struct Failure {
+    pub delay: Duration,
+    pub newly_unavailable: Option<String>,
+}
+
+/// The retry rules of one watch. Back-off is for errors only: a relist after "410 Gone" starts at once,
+/// and any event that arrives resets the back-off.
+#[derive(Debug)]
+pub struct RetryPolicy {
+    kind: &'static str,
+    transient_failures: u32,
+    unavailable: Option<String>,
+    last_logged: Option<Instant>,
+}
+
+/// First retry after a transient failure; it doubles up to [`TRANSIENT_MAX`]. Kept short so that a Service
+/// created right after an API server restart is seen within a second or two.
+pub const TRANSIENT_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between attempts while the API server is unreachable.
+pub const TRANSIENT_MAX: Duration = Duration::from_secs(1);
+/// How often an unavailable kind (missing CRD, missing permission) is tried again.
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(10);
+/// How often a persisting failure is logged again.
+pub const LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl RetryPolicy {
+    pub fn new(kind: &'static str) -> Self {
+        RetryPolicy {
+            kind,
+            transient_failures: 0,
+            unavailable: None,
+            last_logged: None,
+        }
+    }
+
+    /// An event arrived: the watch works again.
+    pub fn succeeded(&mut self) {
+        if self.transient_failures > 0 || self.unavailable.is_some() {
+            tracing::info!(kind = self.kind, "watch recovered");
+        }
+        self.transient_failures = 0;
+        self.unavailable = None;
+        self.last_logged = None;
+    }
+
+    /// A list or watch failed: how long to wait, and whether the kind just turned unavailable.
+    pub fn failed(&mut self, error: &watcher::Error) -> Failure {
+        let now = Instant::now();
+        let log_due = self
+            .last_logged
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY);
+        match classify(error) {
+            FailureKind::Gone => {
+                tracing::debug!(kind = self.kind, "watch expired (410 Gone); relisting now");
+                Failure {
+                    delay: Duration::ZERO,
+                    newly_unavailable: None,
+                }
+            }
+            FailureKind::Unavailable(reason) => {
+                if log_due {
+                    tracing::warn!(kind = self.kind, %reason,
+                        "cannot list this kind; everything else keeps working without it");
+                    self.last_logged = Some(now);
+                }
+                let newly = (self.unavailable.as_ref() != Some(&reason)).then(|| reason.clone());
+                self.unavailable = Some(reason);
+                Failure {
+                    delay: UNAVAILABLE_RETRY,
+                    newly_unavailable: newly,
+                }
+            }
+            FailureKind::Transient => {
+                if log_due {
+                    tracing::warn!(kind = self.kind, %error, "watch failed; retrying");
+                    self.last_logged = Some(now);
+                }
+                let delay = TRANSIENT_FIRST
+                    .saturating_mul(1 << self.transient_failures.min(8))
+                    .min(TRANSIENT_MAX);
+                self.transient_failures = self.transient_failures.saturating_add(1);
+                Failure {
+                    delay,
+                    newly_unavailable: None,
+                }
+            }
+        }
+    }
+}
+
+/// Readiness as `/readyz` reports it: ready or not, and the kinds that cannot be read, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Kinds that cannot be listed, with the reason. The process works without them (degraded).
+    pub unavailable: BTreeMap<&'static str, String>,
+}
+
+impl Readiness {
+    /// Ready, with nothing unavailable.
+    pub fn ready() -> Self {
+        Readiness {
+            ready: true,
+            unavailable: BTreeMap::new(),
+        }
+    }
+
+    /// The text `/readyz` answers with.
+    pub fn report(&self) -> String {
+        let mut out = String::from(if self.ready { "ready\n" } else { "not ready\n" });
+        for (kind, reason) in &self.unavailable {
+            out.push_str(&format!("degraded: {kind} unavailable: {reason}\n"));
+        }
+        out
+    }
 }
 
 /// Every object of a store, cloned.

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ferrolb_allocator::controller::Readiness;
 use ferrolb_crds::config::Config;
 use futures::{FutureExt, StreamExt};
 use kube::Client;
@@ -73,7 +74,7 @@ pub async fn run(
         name: options.node_name.clone(),
         addresses: ferrolb_bgp::identity::host_addresses(),
     };
-    let (ready_tx, ready_rx) = signal::channel(false);
+    let (ready_tx, ready_rx) = signal::channel(Readiness::default());
     let (metrics, server) = Metrics::serve(options.metrics_addr, ready_rx).await?;
     let (stores, mut changes) =
         watch::start(client.clone(), &options.namespace, &options.speaker_pods);
@@ -95,6 +96,8 @@ pub async fn run(
     };
     let mut live_rx = membership.as_ref().map(Membership::live);
     let mut synced: BTreeSet<&'static str> = BTreeSet::new();
+    // Kinds that cannot be listed, with why: they count as listed and empty.
+    let mut unavailable: std::collections::BTreeMap<&'static str, String> = Default::default();
     let mut config: Option<Config> = None;
     let mut config_errors: Vec<String> = Vec::new();
     let mut current: Option<Announcements> = None;
@@ -126,6 +129,16 @@ pub async fn run(
                     match c {
                         Change::Synced(kind) => {
                             synced.insert(kind);
+                            if unavailable.remove(kind).is_some() {
+                                metrics.unavailable(kind, false);
+                            }
+                            dirty = true;
+                            config_dirty |= watch::is_config(kind);
+                        }
+                        Change::Unavailable(kind, reason) => {
+                            synced.insert(kind);
+                            metrics.unavailable(kind, true);
+                            unavailable.insert(kind, reason);
                             dirty = true;
                             config_dirty |= watch::is_config(kind);
                         }
@@ -189,8 +202,11 @@ pub async fn run(
                     announcers.bgp.status_receivers(),
                 );
                 current = Some(plan);
-                ready_tx.send_replace(true);
             }
+            ready_tx.send_replace(Readiness {
+                ready: current.is_some(),
+                unavailable: unavailable.clone(),
+            });
         }
         if status_due {
             if let Some(plan) = &current {

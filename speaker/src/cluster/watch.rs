@@ -30,6 +30,8 @@ pub enum Change {
     Changed(&'static str),
     /// The watch of this kind has listed everything (again).
     Synced(&'static str),
+    /// This kind cannot be listed (CRD missing, no permission): the speaker works without it.
+    Unavailable(&'static str, String),
 }
 
 /// The watched kinds.
@@ -151,6 +153,7 @@ where
         config,
         move |_: &K| Change::Changed(source),
         Change::Synced(source),
+        move |reason| Change::Unavailable(source, reason),
         source,
     )
 }
