@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_allocator::controller::{self, Cluster, Core, Metrics, Options, Write, Writer};
+use ferrolb_allocator::controller::{
+    self, Cluster, Core, Metrics, Options, RecordedWarning, Severity, Write, Writer,
+};
 use ferrolb_allocator::{Labels, ServiceKey};
 use ferrolb_crds::manifest::Objects;
 use ferrolb_crds::IPAddressPool;
@@ -143,34 +145,23 @@ async fn a_new_service_gets_exactly_the_annotation_the_status_an_event_and_the_p
         .iter()
         .filter(|s| s.path.starts_with("/api/v1/namespaces/shop/services/web"))
         .collect();
-    assert_eq!(about_web.len(), 2, "{sent:#?}");
-    // The annotation first (server-side apply on the Service)…
-    let annotation = about_web[0];
-    assert_eq!(annotation.method, "PATCH");
-    assert_eq!(annotation.path, "/api/v1/namespaces/shop/services/web");
-    assert_eq!(annotation.query, apply_query());
-    assert_eq!(
-        annotation.content_type.as_deref(),
-        Some("application/apply-patch+yaml")
-    );
-    assert_eq!(
-        annotation.body,
-        json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop",
-                         "annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
-        })
-    );
-    // …then the status subresource, holding nothing but the ingress IP.
-    let status = about_web[1];
+    assert_eq!(about_web.len(), 1, "one request per Service: {sent:#?}");
+    // The annotation and the ingress IP in one server-side apply to the status subresource (the API
+    // server keeps a Service's metadata written there).
+    let status = about_web[0];
     assert_eq!(status.method, "PATCH");
     assert_eq!(status.path, "/api/v1/namespaces/shop/services/web/status");
     assert_eq!(status.query, apply_query());
     assert_eq!(
+        status.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
         status.body,
         json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop"},
+            "metadata": {"name": "web", "namespace": "shop",
+                         "annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
             "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}},
         })
     );
@@ -210,7 +201,7 @@ async fn a_new_service_gets_exactly_the_annotation_the_status_an_event_and_the_p
             "status": {"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 255, "availableIPv6": 0},
         })
     );
-    assert_eq!(sent.len(), 4, "nothing else: {sent:#?}");
+    assert_eq!(sent.len(), 3, "nothing else: {sent:#?}");
 }
 
 #[tokio::test]
@@ -341,22 +332,17 @@ async fn a_service_that_stops_being_a_load_balancer_is_cleared_with_merge_patche
     let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "web"));
     let sent = write_through_mock(outcome.writes, true).await;
     let merge = "application/merge-patch+json";
-    assert_eq!(sent.len(), 3, "{sent:#?}");
-    assert_eq!(sent[0].path, "/api/v1/namespaces/shop/services/web");
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0].path, "/api/v1/namespaces/shop/services/web/status");
     assert_eq!(sent[0].content_type.as_deref(), Some(merge));
     assert_eq!(
         sent[0].body,
-        json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}}})
+        json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": null}},
+               "status": {"loadBalancer": {"ingress": null}}})
     );
-    assert_eq!(sent[1].path, "/api/v1/namespaces/shop/services/web/status");
-    assert_eq!(sent[1].content_type.as_deref(), Some(merge));
+    assert_eq!(sent[1].body["reason"], "ClearAssignment");
     assert_eq!(
-        sent[1].body,
-        json!({"status": {"loadBalancer": {"ingress": null}}})
-    );
-    assert_eq!(sent[2].body["reason"], "ClearAssignment");
-    assert_eq!(
-        sent[2].body["note"],
+        sent[1].body["note"],
         "released 203.0.113.0: not of type LoadBalancer"
     );
 }
@@ -501,9 +487,12 @@ async fn the_controller_loop_lists_then_writes_the_allocation() {
         ("l2advertisements", "L2AdvertisementList"),
         ("communities", "CommunityList"),
         ("bfdprofiles", "BFDProfileList"),
+        ("speakerstates", "SpeakerStateList"),
     ] {
         lists.insert(own("v1beta1", plural), empty("ferrolb.io/v1beta1", kind));
     }
+    // On taking the lead: the warnings already recorded.
+    lists.insert("/api/v1/events".to_owned(), empty("v1", "EventList"));
 
     let (client, server) = ferrolb_kube_mock::start(lists);
     let (ready_tx, mut ready_rx) = watch::channel(controller::Readiness::default());
@@ -548,8 +537,67 @@ async fn the_controller_loop_lists_then_writes_the_allocation() {
         status.body["status"],
         json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}})
     );
-    assert!(writes.contains(&"PATCH /api/v1/namespaces/shop/services/web".to_owned()));
+    assert!(
+        !writes.contains(&"PATCH /api/v1/namespaces/shop/services/web".to_owned()),
+        "the annotation goes with the status: {writes:#?}"
+    );
+    assert_eq!(
+        status.body["metadata"]["annotations"],
+        json!({"ferrolb.io/ip-allocated-from-pool": "default"})
+    );
     assert!(writes.contains(&"POST /apis/events.k8s.io/v1/namespaces/shop/events".to_owned()));
+}
+
+/// A new leader (or a restarted controller) does not record again a warning that an earlier one recorded
+/// on the same Service, but does record one that is new or about a re-created Service.
+#[test]
+fn a_takeover_does_not_record_a_warning_already_recorded() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/24"], None));
+    cluster.put(service(
+        "shop",
+        "web",
+        json!({"spec": {"loadBalancerIP": "198.51.100.7"}}),
+    ));
+    let (_, first) = Core::start(None, &cluster).unwrap();
+    let warnings: Vec<(String, String)> = first
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Event {
+                severity: Severity::Warning,
+                reason,
+                note,
+                ..
+            } => Some((reason.to_string(), note.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", first.writes);
+    let recorded = |uid: &str| {
+        vec![RecordedWarning {
+            service: ServiceKey::new("shop", "web"),
+            uid: uid.into(),
+            reason: warnings[0].0.clone(),
+            note: warnings[0].1.clone(),
+        }]
+    };
+    let events = |writes: &[Write]| {
+        writes
+            .iter()
+            .filter(|w| matches!(w, Write::Event { .. }))
+            .count()
+    };
+    let (_, again) = Core::start_with_recorded(None, &cluster, &recorded("uid-web")).unwrap();
+    assert_eq!(
+        events(&again.writes),
+        0,
+        "nothing new to say: {:#?}",
+        again.writes
+    );
+    assert!(again.failures.is_empty());
+    // The event was about an earlier Service of the same name: this one is told.
+    let (_, other) = Core::start_with_recorded(None, &cluster, &recorded("uid-old")).unwrap();
+    assert_eq!(events(&other.writes), 1, "{:#?}", other.writes);
 }
 
 fn ingress(ip: &str) -> Value {

@@ -50,7 +50,8 @@ pub use ipaddresspool::{
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use manifest::{load_paths, load_str, LoadError, Objects, Source};
 pub use speakerstate::{
-    AnnouncedIp, PeerSessionStatus, SpeakerState, SpeakerStateSpec, SpeakerStateStatus,
+    AnnouncedIp, PeerSessionStatus, SpeakerCondition, SpeakerState, SpeakerStateSpec,
+    SpeakerStateStatus,
 };
 pub use validate::{validate, ConfigError};
 

@@ -33,6 +33,17 @@ use serde::{Deserialize, Serialize};
         type_ = "integer",
         json_path = ".status.announcedCount"
     ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(name = "Heartbeat", type_ = "date", json_path = ".status.heartbeat"),
     printcolumn(name = "Updated", type_ = "date", json_path = ".status.updated")
 )]
 #[serde(rename_all = "camelCase")]
@@ -63,9 +74,77 @@ pub struct SpeakerStateStatus {
     /// Every Service IP this node announces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announced: Vec<AnnouncedIp>,
-    /// When this status was written (RFC 3339).
+    /// When this status's content last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<String>,
+    /// When the speaker last said it is alive (RFC 3339). A running speaker renews it every 15 s; the
+    /// leading controller marks the speaker not ready when it is older than 45 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// `Ready`: `True` while the speaker runs and renews its heartbeat; `False` with reason `Stopped` when
+    /// it shut down, or `HeartbeatStale` when the controller found its heartbeat too old (killed, node
+    /// down, cut off from the API server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub conditions: Vec<SpeakerCondition>,
+}
+
+/// A condition of a speaker, in the shape of Kubernetes' `metav1.Condition`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerCondition {
+    /// The condition's type (`Ready`).
+    #[schemars(length(max = 316))]
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    #[schemars(length(max = 16))]
+    pub status: String,
+    /// Why, in one CamelCase word.
+    #[serde(default)]
+    #[schemars(length(max = 1024))]
+    pub reason: String,
+    /// Why, in words.
+    #[serde(default)]
+    #[schemars(length(max = 32768))]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+/// The `Ready` condition's type.
+pub const READY: &str = "Ready";
+
+impl SpeakerStateStatus {
+    /// The `Ready` condition, if any.
+    pub fn ready(&self) -> Option<&SpeakerCondition> {
+        self.conditions.iter().find(|c| c.type_ == READY)
+    }
+}
+
+/// The `Ready` condition after `previous`: the transition time moves only when the status changes.
+pub fn ready_condition(
+    previous: Option<&SpeakerCondition>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> SpeakerCondition {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = match previous {
+        Some(p) if p.status == status && p.last_transition_time.is_some() => {
+            p.last_transition_time.clone()
+        }
+        _ => Some(now.to_owned()),
+    };
+    SpeakerCondition {
+        type_: READY.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time,
+    }
 }
 
 /// One BGP session.

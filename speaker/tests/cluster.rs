@@ -8,7 +8,9 @@ use ferrolb_allocator::ServiceKey;
 use ferrolb_bgp::fsm::FsmConfig;
 use ferrolb_bgp::session::{PeerStatus, SessionConfig};
 use ferrolb_kube_mock::{apply_query, list};
-use ferrolb_speaker::cluster::{self, announcement_events, speaker_status, Options, Writer};
+use ferrolb_speaker::cluster::{
+    self, announcement_events, events_after_restart, speaker_status, Options, Writer,
+};
 use ferrolb_speaker::decide::{Announced, Desired, NotAnnounced, Via};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -104,6 +106,33 @@ fn events_say_what_started_and_what_stopped_and_why() {
         announcement_events("node1", &after, &after).is_empty(),
         "no change, no event"
     );
+}
+
+/// A restarted speaker compares its first decision with what its previous run reported: announcing the
+/// same set records no event; only what really changed is told.
+#[test]
+fn a_restart_that_announces_the_same_set_records_no_event() {
+    let d = desired(
+        vec![
+            bgp("web", "203.0.113.10", &["tor"]),
+            bgp("db", "203.0.113.11", &["tor"]),
+        ],
+        vec![],
+    );
+    let previous = speaker_status("node1", &[], &d, &BTreeMap::new());
+    assert!(events_after_restart("node1", &previous, &d).is_empty());
+    let after = desired(
+        vec![
+            bgp("web", "203.0.113.10", &["tor"]),
+            bgp("api", "203.0.113.12", &["tor"]),
+        ],
+        vec![],
+    );
+    let lines: Vec<String> = events_after_restart("node1", &previous, &after)
+        .iter()
+        .map(|e| format!("{} {}", e.service, e.reason))
+        .collect();
+    assert_eq!(lines, ["shop/api Announced", "shop/db Withdrawn"]);
 }
 
 #[tokio::test]
@@ -215,6 +244,13 @@ async fn the_speaker_loop_lists_everything_then_reports() {
             list("ferrolb.io/v1beta1", kind, vec![]),
         );
     }
+    // What the previous run on this node reported: read once at start.
+    lists.insert(
+        own("v1beta1", "speakerstates/node1"),
+        json!({"apiVersion": "ferrolb.io/v1beta1", "kind": "SpeakerState",
+               "metadata": {"name": "node1", "namespace": NS}, "spec": {},
+               "status": {"node": "node1", "config": "Valid", "sessionsUp": 0, "announcedCount": 0}}),
+    );
     let (client, server, mut feed) = ferrolb_kube_mock::start_with_feed(lists);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let options = Options {
@@ -247,6 +283,16 @@ async fn the_speaker_loop_lists_everything_then_reports() {
     let st = &status.body["status"];
     assert_eq!(st["config"], "Valid");
     assert_eq!(st["announcedCount"], 0);
+    assert!(st["heartbeat"].is_string(), "{st:#}");
+    assert_eq!(st["conditions"][0]["type"], "Ready");
+    assert_eq!(st["conditions"][0]["status"], "True");
+    // On shutdown the speaker says it stopped.
+    let last = sent
+        .iter()
+        .rfind(|s| s.path.ends_with("/speakerstates/node1/status"))
+        .unwrap();
+    assert_eq!(last.body["status"]["conditions"][0]["status"], "False");
+    assert_eq!(last.body["status"]["conditions"][0]["reason"], "Stopped");
     assert!(
         sent.iter().all(|s| !s.path.contains("/events")),
         "nothing announced, so no event: {sent:#?}"

@@ -170,14 +170,17 @@ const READ: &[&str] = &["get", "list", "watch"];
 fn expected_grants(kind: &str, who: &str) -> BTreeSet<String> {
     match (kind, who) {
         ("ClusterRole", "ferrolb-controller") => expand(&[
-            ("core", &["services"], &["get", "list", "watch", "patch"]),
+            ("core", &["services"], READ),
             ("core", &["services/status"], &["patch"]),
             ("core", &["namespaces"], READ),
             ("events.k8s.io", &["events"], &["create", "patch"]),
+            ("core", &["events"], &["list"]),
         ]),
         ("Role", "ferrolb-controller") => expand(&[
             ("ferrolb.io", CONFIG_KINDS, READ),
             ("ferrolb.io", &["ipaddresspools/status"], &["patch"]),
+            ("ferrolb.io", &["speakerstates"], READ),
+            ("ferrolb.io", &["speakerstates/status"], &["patch"]),
             ("coordination.k8s.io", &["leases"], &["create"]),
             (
                 "coordination.k8s.io",

@@ -63,6 +63,12 @@ pub enum Write {
         name: String,
         status: IPAddressPoolStatus,
     },
+    /// Mark a speaker whose heartbeat stopped not ready (its SpeakerState's `Ready` condition).
+    SpeakerNotReady {
+        namespace: Option<String>,
+        name: String,
+        condition: ferrolb_crds::SpeakerCondition,
+    },
 }
 
 impl Write {
@@ -76,7 +82,7 @@ impl Write {
                 regarding.namespace.clone().unwrap_or_default(),
                 regarding.name.clone().unwrap_or_default(),
             )),
-            Write::PoolStatus { .. } => None,
+            Write::PoolStatus { .. } | Write::SpeakerNotReady { .. } => None,
         }
     }
 }
@@ -124,6 +130,25 @@ pub struct Core {
 
 const ALLOCATION_FAILED: &str = "AllocationFailed";
 
+/// Every reason of a warning event the controller records.
+pub const WARNING_REASONS: [&str; 5] = [
+    ALLOCATION_FAILED,
+    "AdditionalAssignFailed",
+    "InvalidRequest",
+    "DeprecatedAnnotation",
+    "PoolConflict",
+];
+
+/// A warning event found on a Service at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedWarning {
+    pub service: ServiceKey,
+    /// The uid of the Service the event is about.
+    pub uid: String,
+    pub reason: String,
+    pub note: String,
+}
+
 impl Core {
     /// Takes over from whatever ran before: reads the configuration, registers every IP that Services
     /// already hold (those with more IPs first), and only then reconciles every Service. Fails, changing
@@ -131,6 +156,16 @@ impl Core {
     pub fn start(
         class: Option<String>,
         cluster: &dyn Cluster,
+    ) -> Result<(Core, Outcome), Vec<String>> {
+        Core::start_with_recorded(class, cluster, &[])
+    }
+
+    /// [`Core::start`], knowing the warnings already recorded as events on the Services (by an earlier
+    /// leader or run): a warning that still holds is not recorded again.
+    pub fn start_with_recorded(
+        class: Option<String>,
+        cluster: &dyn Cluster,
+        recorded: &[RecordedWarning],
     ) -> Result<(Core, Outcome), Vec<String>> {
         let objects = cluster.config_objects();
         let config = validate(&objects).map_err(|errors| lines(&errors))?;
@@ -151,6 +186,19 @@ impl Core {
             pool_status,
         };
 
+        for warning in recorded {
+            let Some(reason) = WARNING_REASONS.iter().find(|r| **r == warning.reason) else {
+                continue;
+            };
+            // Only about the Service as it is now, not an earlier one of the same name.
+            let current = cluster.service(&warning.service);
+            if current.is_some_and(|s| s.metadata.uid.as_deref() == Some(warning.uid.as_str())) {
+                core.reported
+                    .entry(warning.service.clone())
+                    .or_default()
+                    .insert((reason, warning.note.clone()));
+            }
+        }
         let mut services = cluster.services();
         services.sort_by_cached_key(|s| (std::cmp::Reverse(ingress_ips(s).len()), service_key(s)));
         core.allocator.reserve(services.len());

@@ -8,6 +8,7 @@
 
 mod core;
 mod leader;
+mod liveness;
 mod metrics;
 pub mod watch;
 mod writer;
@@ -20,11 +21,12 @@ use futures::{FutureExt, StreamExt};
 use kube::Client;
 use tokio::sync::watch as signal;
 
-pub use self::core::{Cluster, Core, Outcome, Severity, Write};
+pub use self::core::{Cluster, Core, Outcome, RecordedWarning, Severity, Write};
 pub use self::leader::{
     decide as decide_leadership, elect, lease_name_for, Election, LeaderElection,
     DEFAULT_LEASE_NAME,
 };
+pub use self::liveness::stale_speakers;
 pub use self::metrics::{register_unavailable, KindLabel, Metrics};
 pub use self::watch::{Change, Readiness, Stores};
 pub use self::writer::{Retry, Writer, FIELD_MANAGER};
@@ -44,6 +46,10 @@ pub struct Options {
 
 /// Delay before a failed write is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The shortest gap between two writes of pool statuses: under churn each pool's status is written at most
+/// once a second, with the figures of the latest change.
+const POOL_STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a stopping leader waits for the Lease's release before it exits anyway.
 const RELEASE_DEADLINE: Duration = Duration::from_millis(1500);
@@ -90,13 +96,33 @@ pub async fn run(
         synced: BTreeSet::new(),
         unavailable: Default::default(),
         config_stale: false,
+        pools_flushed: None,
+        pools_due: false,
     };
+    let mut liveness = tokio::time::interval(liveness::CHECK_EVERY);
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     metrics.leader(*leading.borrow());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let mut batch = Vec::new();
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = liveness.tick() => {
+                if *leading.borrow() && loop_state.all_synced() {
+                    let writes = liveness::stale_speakers(
+                        &stores.speaker_states(),
+                        k8s_openapi::jiff::Timestamp::now(),
+                        liveness::STALE_AFTER,
+                    );
+                    for write in &writes {
+                        if let Write::SpeakerNotReady { name, .. } = write {
+                            tracing::warn!(speaker = %name, "speaker heartbeat stale; marking it not ready");
+                        }
+                    }
+                    writer.apply(writes).await;
+                }
+                continue;
+            }
             changed = leading.changed() => {
                 if changed.is_err() {
                     tracing::error!("leader election stopped");
@@ -146,6 +172,9 @@ struct Loop<'a> {
     /// Kinds that cannot be listed, with why: they count as listed and empty.
     unavailable: std::collections::BTreeMap<&'static str, String>,
     config_stale: bool,
+    /// When pool statuses were last flushed, and whether a flush is waiting for its turn.
+    pools_flushed: Option<Instant>,
+    pools_due: bool,
 }
 
 impl Loop<'_> {
@@ -183,15 +212,17 @@ impl Loop<'_> {
                     namespaces.insert(name);
                 }
                 Change::Config => config = true,
-                Change::PoolStatus => {}
+                Change::PoolStatus => self.pools_due = false,
+                Change::Speakers => {}
             }
         }
         if !self.all_synced() || !leads {
             return;
         }
         let Some(core) = &mut self.core else {
+            let recorded = self.writer.recorded_warnings().await;
             let started = Instant::now();
-            match Core::start(self.options.class.clone(), self.stores) {
+            match Core::start_with_recorded(self.options.class.clone(), self.stores, &recorded) {
                 Ok((core, outcome)) => {
                     tracing::info!(
                         services = core.allocator().len(),
@@ -240,11 +271,36 @@ impl Loop<'_> {
             let outcome = core.service_changed(self.stores, &key);
             self.finish(outcome, "service", started).await;
         }
-        if let Some(core) = &mut self.core {
-            let started = Instant::now();
-            let outcome = core.flush_pool_statuses();
-            self.finish(outcome, "pool", started).await;
+        self.flush_pool_statuses().await;
+    }
+
+    /// Writes the pool statuses that changed, at most once per [`POOL_STATUS_EVERY`]; a flush that comes
+    /// too early is sent later by itself, with the figures as they are then.
+    async fn flush_pool_statuses(&mut self) {
+        if self.core.is_none() {
+            return;
         }
+        if let Some(last) = self.pools_flushed {
+            let wait = POOL_STATUS_EVERY.saturating_sub(last.elapsed());
+            if !wait.is_zero() {
+                if !self.pools_due {
+                    self.pools_due = true;
+                    let tx = self.retry_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = tx.unbounded_send(Change::PoolStatus);
+                    });
+                }
+                return;
+            }
+        }
+        let Some(core) = &mut self.core else { return };
+        let started = Instant::now();
+        let outcome = core.flush_pool_statuses();
+        if !outcome.writes.is_empty() {
+            self.pools_flushed = Some(started);
+        }
+        self.finish(outcome, "pool", started).await;
     }
 
     /// Writes an outcome, schedules retries, updates the metrics.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_crds::manifest::Objects;
 use ferrolb_crds::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement, SpeakerState,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -36,12 +36,14 @@ pub enum Change {
     Synced(&'static str),
     /// A kind cannot be listed (CRD missing, no permission): work goes on without it.
     Unavailable(&'static str, String),
-    /// Pool statuses are due again (a write failed).
+    /// Pool statuses are due again (a write failed, or a flush was held back to once a second).
     PoolStatus,
+    /// A speaker's SpeakerState changed (its heartbeat is checked on a timer).
+    Speakers,
 }
 
 /// The watched kinds, as named in [`Change::Synced`].
-pub const SOURCES: [&str; 8] = [
+pub const SOURCES: [&str; 9] = [
     "Service",
     "Namespace",
     "IPAddressPool",
@@ -50,6 +52,7 @@ pub const SOURCES: [&str; 8] = [
     "L2Advertisement",
     "Community",
     "BFDProfile",
+    "SpeakerState",
 ];
 
 /// The reflectors' stores: what the controller knows of the cluster.
@@ -63,6 +66,7 @@ pub struct Stores {
     l2_advertisements: Store<L2Advertisement>,
     communities: Store<Community>,
     bfd_profiles: Store<BFDProfile>,
+    speakers: Store<SpeakerState>,
 }
 
 /// Starts nothing by itself: the returned stream drives every watch as it is polled.
@@ -92,6 +96,11 @@ pub fn start(client: Client, namespace: &str) -> (Stores, BoxStream<'static, Cha
     );
     let (communities, s7) = watch(Api::namespaced(c.clone(), namespace), "Community", config);
     let (bfd_profiles, s8) = watch(Api::namespaced(c.clone(), namespace), "BFDProfile", config);
+    let (speakers, s9) = watch(
+        Api::namespaced(c.clone(), namespace),
+        "SpeakerState",
+        |_| Change::Speakers,
+    );
     let stores = Stores {
         services,
         namespaces,
@@ -101,8 +110,9 @@ pub fn start(client: Client, namespace: &str) -> (Stores, BoxStream<'static, Cha
         l2_advertisements,
         communities,
         bfd_profiles,
+        speakers,
     };
-    let changes = futures::stream::select_all([s1, s2, s3, s4, s5, s6, s7, s8]).boxed();
+    let changes = futures::stream::select_all([s1, s2, s3, s4, s5, s6, s7, s8, s9]).boxed();
     (stores, changes)
 }
 
@@ -367,6 +377,13 @@ pub fn config_objects(
     all(communities).for_each(|o| objects.push(o, None));
     all(bfd_profiles).for_each(|o| objects.push(o, None));
     objects
+}
+
+impl Stores {
+    /// Every speaker's SpeakerState.
+    pub fn speaker_states(&self) -> Vec<Arc<SpeakerState>> {
+        self.speakers.state()
+    }
 }
 
 impl Cluster for Stores {

@@ -16,9 +16,9 @@ use futures::{FutureExt, StreamExt};
 use kube::Client;
 use tokio::sync::watch as signal;
 
-pub use report::{announcement_events, speaker_status, ServiceEvent};
+pub use report::{announcement_events, events_after_restart, speaker_status, ServiceEvent};
 pub use watch::{Change, Stores, SOURCES};
-pub use writer::{Writer, FIELD_MANAGER};
+pub use writer::{Writer, FIELD_MANAGER, HEARTBEAT_EVERY};
 
 use crate::announce::bgp::NodeIdentity;
 use crate::announce::Announcers;
@@ -79,6 +79,8 @@ pub async fn run(
     let (stores, mut changes) =
         watch::start(client.clone(), &options.namespace, &options.speaker_pods);
     let mut writer = Writer::new(client, &options.namespace, &options.node_name);
+    // What this node's previous speaker reported: the first decision's events are against it.
+    let mut previous = writer.previous().await;
     let mut announcers = Announcers::new();
     let membership = match &options.memberlist {
         Some(m) => {
@@ -186,11 +188,18 @@ pub async fn run(
                 for e in announcers.apply(&plan).await {
                     tracing::error!(%e, "announcement failed");
                 }
-                let before = current
-                    .as_ref()
-                    .map(|c| c.desired.clone())
-                    .unwrap_or_default();
-                for event in announcement_events(&options.node_name, &before, &plan.desired) {
+                let events = match (&current, previous.take()) {
+                    (Some(before), _) => {
+                        announcement_events(&options.node_name, &before.desired, &plan.desired)
+                    }
+                    (None, Some(status)) => {
+                        events_after_restart(&options.node_name, &status, &plan.desired)
+                    }
+                    (None, None) => {
+                        announcement_events(&options.node_name, &Default::default(), &plan.desired)
+                    }
+                };
+                for event in events {
                     let svc = writer::lookup(&stores.services, &event.service);
                     writer.event(&event, svc.as_deref()).await;
                 }
@@ -223,6 +232,9 @@ pub async fn run(
         }
     }
     announcers.shutdown_leaving(membership).await;
+    if let Err(error) = writer.stopped().await {
+        tracing::warn!(%error, "cannot record in SpeakerState that this speaker stopped");
+    }
     if let Some(server) = server {
         server.abort();
     }

@@ -21,7 +21,8 @@ pub fn speaker_status(
         .iter()
         .map(|(name, s)| PeerSessionStatus {
             name: name.clone(),
-            address: format!("{}:{}", s.peer, s.peer_port),
+            // `[2001:db8::1]:179` for IPv6, as a socket address is written.
+            address: std::net::SocketAddr::new(s.peer, s.peer_port).to_string(),
             state: s.state.to_owned(),
             since: s.established_at.and_then(|t| {
                 k8s_openapi::jiff::Timestamp::from_second(t as i64)
@@ -66,7 +67,7 @@ pub fn speaker_status(
         peers,
         announced_count: announced.len() as i64,
         announced,
-        updated: None,
+        ..SpeakerStateStatus::default()
     }
 }
 
@@ -86,10 +87,76 @@ fn protocol(via: &Via) -> &'static str {
     }
 }
 
+/// One announcement as events name it: the Service, the IP and the protocol.
+type AnnouncementKey = (ServiceKey, IpAddr, &'static str);
+
 /// The announcements that started or stopped between two decisions, one event per Service IP and
 /// protocol.
 pub fn announcement_events(node: &str, before: &Desired, after: &Desired) -> Vec<ServiceEvent> {
-    let index = |d: &Desired| -> BTreeMap<(ServiceKey, IpAddr, &'static str), String> {
+    let old: BTreeSet<AnnouncementKey> = index(before).into_keys().collect();
+    events_between(node, &old, after)
+}
+
+/// The first decision after a start, against what the previous run of this speaker reported in its
+/// `SpeakerState`: a restart that announces the same set emits no event.
+pub fn events_after_restart(
+    node: &str,
+    previous: &SpeakerStateStatus,
+    after: &Desired,
+) -> Vec<ServiceEvent> {
+    let old: BTreeSet<AnnouncementKey> = previous
+        .announced
+        .iter()
+        .filter_map(|a| {
+            let (namespace, name) = a.service.split_once('/')?;
+            let proto = match a.protocol.as_str() {
+                "bgp" => "bgp",
+                "layer2" => "layer2",
+                _ => return None,
+            };
+            Some((ServiceKey::new(namespace, name), a.ip.parse().ok()?, proto))
+        })
+        .collect();
+    events_between(node, &old, after)
+}
+
+fn events_between(
+    node: &str,
+    old: &BTreeSet<AnnouncementKey>,
+    after: &Desired,
+) -> Vec<ServiceEvent> {
+    let new = index(after);
+    let mut events = Vec::new();
+    for ((service, ip, proto), how) in &new {
+        if !old.contains(&(service.clone(), *ip, proto)) {
+            events.push(ServiceEvent {
+                service: service.clone(),
+                reason: "Announced",
+                note: format!("node {node} announces {ip} {how}"),
+            });
+        }
+    }
+    for (service, ip, proto) in old {
+        if !new.contains_key(&(service.clone(), *ip, proto)) {
+            let why = after
+                .not_announced
+                .iter()
+                .find(|n| n.service == *service && n.ip == *ip)
+                .map(|n| n.reason.clone())
+                .unwrap_or_else(|| "the Service no longer has this IP".into());
+            events.push(ServiceEvent {
+                service: service.clone(),
+                reason: "Withdrawn",
+                note: format!("node {node} stopped announcing {ip} ({proto}): {why}"),
+            });
+        }
+    }
+    events
+}
+
+/// Every announcement of a decision, with how it is made (for the event's note).
+fn index(d: &Desired) -> BTreeMap<AnnouncementKey, String> {
+    {
         let mut m: BTreeMap<(ServiceKey, IpAddr, &'static str), BTreeSet<String>> = BTreeMap::new();
         for a in &d.announced {
             let entry = m
@@ -112,34 +179,7 @@ pub fn announcement_events(node: &str, before: &Desired, after: &Desired) -> Vec
                 (k, how)
             })
             .collect()
-    };
-    let (old, new) = (index(before), index(after));
-    let mut events = Vec::new();
-    for ((service, ip, proto), how) in &new {
-        if !old.contains_key(&(service.clone(), *ip, proto)) {
-            events.push(ServiceEvent {
-                service: service.clone(),
-                reason: "Announced",
-                note: format!("node {node} announces {ip} {how}"),
-            });
-        }
     }
-    for (service, ip, proto) in old.keys() {
-        if !new.contains_key(&(service.clone(), *ip, proto)) {
-            let why = after
-                .not_announced
-                .iter()
-                .find(|n| n.service == *service && n.ip == *ip)
-                .map(|n| n.reason.clone())
-                .unwrap_or_else(|| "the Service no longer has this IP".into());
-            events.push(ServiceEvent {
-                service: service.clone(),
-                reason: "Withdrawn",
-                note: format!("node {node} stopped announcing {ip} ({proto}): {why}"),
-            });
-        }
-    }
-    events
 }
 
 fn join(set: &BTreeSet<String>) -> String {

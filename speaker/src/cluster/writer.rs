@@ -1,7 +1,8 @@
 //! Writes the speaker's reports: its `SpeakerState` (server-side apply, field manager `ferrolb-speaker`,
-//! only when the content changed) and events on Services.
+//! when the content changed or the heartbeat is due) and events on Services.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_crds::{SpeakerState, SpeakerStateStatus};
@@ -16,13 +17,24 @@ use super::report::ServiceEvent;
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "ferrolb-speaker";
 
+/// How often a running speaker renews its heartbeat when nothing else changes. The controller marks a
+/// speaker whose heartbeat is three times as old not ready.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+
 pub struct Writer {
     client: Client,
     namespace: String,
     node: String,
     recorder: Arc<Recorder>,
-    /// The last status written (without its time), so that an unchanged state is never rewritten.
+    /// The last status written (without its times and conditions), so that an unchanged state is
+    /// rewritten only for the heartbeat.
     written: Option<SpeakerStateStatus>,
+    /// When the content last changed, as written in `updated`.
+    updated: Option<String>,
+    /// When the last write was made.
+    last_write: Option<Instant>,
+    /// The `Ready` condition last written.
+    ready: Option<ferrolb_crds::SpeakerCondition>,
     created: bool,
 }
 
@@ -38,15 +50,84 @@ impl Writer {
             namespace: namespace.to_owned(),
             node: node.to_owned(),
             written: None,
+            updated: None,
+            last_write: None,
+            ready: None,
             created: false,
         }
     }
 
-    /// Writes `status` unless it equals the last one written. Returns whether a write was made.
+    /// What the previous run of this node's speaker reported, if anything (read once at start, so that a
+    /// restart announcing the same set records no event).
+    pub async fn previous(&mut self) -> Option<SpeakerStateStatus> {
+        let api: Api<SpeakerState> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api.get_opt(&self.node).await {
+            Ok(found) => {
+                let status = found?.status?;
+                self.ready = status.ready().cloned();
+                Some(status)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read this node's SpeakerState");
+                None
+            }
+        }
+    }
+
+    /// Writes `status` (whose times and conditions are filled in here) when it differs from the last one
+    /// written or the heartbeat is due. Returns whether a write was made.
     pub async fn status(&mut self, status: SpeakerStateStatus) -> kube::Result<bool> {
-        if self.written.as_ref() == Some(&status) {
+        let changed = self.written.as_ref() != Some(&status);
+        let heartbeat_due = self
+            .last_write
+            .is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+        if !changed && !heartbeat_due {
             return Ok(false);
         }
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let ready = ferrolb_crds::speakerstate::ready_condition(
+            self.ready.as_ref(),
+            true,
+            "Running",
+            "the speaker runs and renews its heartbeat",
+            &now,
+        );
+        let mut stamped = status.clone();
+        if changed || self.updated.is_none() {
+            stamped.updated = Some(now.clone());
+        } else {
+            stamped.updated = self.updated.clone();
+        }
+        stamped.heartbeat = Some(now);
+        stamped.conditions = vec![ready.clone()];
+        self.write(&stamped).await?;
+        self.updated = stamped.updated;
+        self.ready = Some(ready);
+        self.written = Some(status);
+        Ok(true)
+    }
+
+    /// Records that this speaker stopped: `Ready` turns `False` with reason `Stopped`.
+    pub async fn stopped(&mut self) -> kube::Result<()> {
+        let Some(status) = self.written.clone() else {
+            return Ok(());
+        };
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let ready = ferrolb_crds::speakerstate::ready_condition(
+            self.ready.as_ref(),
+            false,
+            "Stopped",
+            "the speaker shut down",
+            &now,
+        );
+        let mut stamped = status;
+        stamped.updated = self.updated.clone();
+        stamped.heartbeat = Some(now);
+        stamped.conditions = vec![ready];
+        self.write(&stamped).await
+    }
+
+    async fn write(&mut self, stamped: &SpeakerStateStatus) -> kube::Result<()> {
         let api: Api<SpeakerState> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         if !self.created {
@@ -60,8 +141,6 @@ impl Writer {
             api.patch(&self.node, &params, &Patch::Apply(body)).await?;
             self.created = true;
         }
-        let mut stamped = status.clone();
-        stamped.updated = Some(k8s_openapi::jiff::Timestamp::now().to_string());
         let body = json!({
             "apiVersion": "ferrolb.io/v1beta1",
             "kind": "SpeakerState",
@@ -70,8 +149,8 @@ impl Writer {
         });
         api.patch_status(&self.node, &params, &Patch::Apply(body))
             .await?;
-        self.written = Some(status);
-        Ok(true)
+        self.last_write = Some(Instant::now());
+        Ok(())
     }
 
     /// Records `event` on its Service (looked up in `service` for the object's uid).
