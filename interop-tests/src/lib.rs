@@ -6,6 +6,9 @@
 //! failures easy to read. Every resource (namespace, daemon, temp dir) is owned by a value whose
 //! `Drop` tears it down, so a failing test still cleans up after itself.
 //!
+//! [`apiserver`] runs a real Kubernetes API server (etcd + kube-apiserver on 127.0.0.1) for end-to-end
+//! tests of the manifests and of the product's processes under their own ServiceAccounts.
+//!
 //! Typical use:
 //!
 //! ```no_run
@@ -31,6 +34,7 @@
 //! 203.0.113.0/24 and 2001:db8::/32; bulk route data that is never pinged may also use
 //! 100.64.0.0/10.
 
+pub mod apiserver;
 pub mod bird;
 pub mod frr;
 pub mod gobgp;
