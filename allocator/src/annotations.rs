@@ -50,6 +50,13 @@ const ALIASES: [(&str, [&str; 2]); 4] = [
     ),
 ];
 
+/// Whether `key` is the sharing key under any of its spellings.
+pub fn is_sharing_key(key: &str) -> bool {
+    ALIASES
+        .iter()
+        .any(|(k, aliases)| *k == ALLOW_SHARED_IP && (key == *k || aliases.contains(&key)))
+}
+
 /// The allocator's annotations, read from a Service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Annotations {

@@ -600,6 +600,68 @@ fn a_takeover_does_not_record_a_warning_already_recorded() {
     assert_eq!(events(&other.writes), 1, "{:#?}", other.writes);
 }
 
+/// Controllers of different classes share the pools: an IP that a Service of another class holds is taken
+/// for this controller too, and nothing is written about that Service. Only the controller of Services
+/// without a class writes pool status, counting every class.
+#[test]
+fn an_ip_held_by_another_class_is_never_handed_out_twice() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/30"], None));
+    cluster.put(service(
+        "shop",
+        "internal",
+        json!({"spec": {"loadBalancerClass": "internal"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}}}),
+    ));
+    cluster.put(service("shop", "web", json!({})));
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    assert_eq!(
+        core.allocator()
+            .assignment(&ServiceKey::new("shop", "web"))
+            .unwrap()
+            .ips,
+        vec!["203.0.113.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(
+        outcome
+            .writes
+            .iter()
+            .all(|w| w.service() != Some(ServiceKey::new("shop", "internal"))),
+        "nothing about the other class's Service: {:#?}",
+        outcome.writes
+    );
+    let status = outcome
+        .writes
+        .iter()
+        .find_map(|w| match w {
+            Write::PoolStatus { status, .. } => Some(status.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(status.assigned_ipv4, 2, "both classes counted");
+
+    // The other class releases its IP: it becomes free here too.
+    cluster.put(service(
+        "shop",
+        "internal",
+        json!({"spec": {"loadBalancerClass": "internal"}}),
+    ));
+    let changed = core.service_changed(&cluster, &ServiceKey::new("shop", "internal"));
+    assert!(changed.writes.is_empty(), "{:#?}", changed.writes);
+    assert_eq!(core.allocator().len(), 1);
+
+    // The class controller sees the default Service's IP as taken, and writes no pool status.
+    let (class_core, class_outcome) = Core::start(Some("internal".into()), &cluster).unwrap();
+    assert!(
+        class_outcome
+            .writes
+            .iter()
+            .all(|w| !matches!(w, Write::PoolStatus { .. })),
+        "{:#?}",
+        class_outcome.writes
+    );
+    let _ = class_core;
+}
+
 fn ingress(ip: &str) -> Value {
     json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})

@@ -346,13 +346,49 @@ impl Core {
                 l
             }
         };
-        service_view_with(svc, labels)
+        let mut view = service_view_with(svc, labels);
+        // A LoadBalancer Service of another class holds its IPs too: they are registered under this
+        // controller's class, so that its allocator treats them as taken (see `reconcile`).
+        if view.is_load_balancer && view.load_balancer_class.as_deref() != self.allocator.class() {
+            view.load_balancer_class = self.allocator.class().map(str::to_owned);
+            // Never shared with a Service of this class: the other controller decides about sharing.
+            view.annotations
+                .retain(|k, _| !crate::annotations::is_sharing_key(k));
+        }
+        view
+    }
+
+    /// Whether a Service is a LoadBalancer of another class: another controller allocates it, and its IPs
+    /// are only kept out of this controller's reach.
+    fn is_foreign(&self, svc: &Service) -> bool {
+        let spec = svc.spec.as_ref();
+        spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+            && spec.and_then(|s| s.load_balancer_class.as_deref()) != self.allocator.class()
     }
 
     /// One Service: allocate or check, then the writes that bring its object in line, and the events.
     fn reconcile(&mut self, cluster: &dyn Cluster, svc: &Service) -> Outcome {
         let view = self.view(cluster, svc);
         let key = view.key();
+        if self.is_foreign(svc) {
+            // Another class: register exactly the IPs its status shows (none: nothing held), never
+            // allocate, write or report anything about it. Two controllers of different classes thus
+            // never hand out one IP twice.
+            let released = self.allocator.release(&key);
+            if !view.ingress_ips.is_empty() {
+                let _: Imported = self.allocator.import(&view);
+            }
+            let mut outcome = Outcome::default();
+            let still: Vec<IpAddr> = self
+                .allocator
+                .assignment(&key)
+                .map(|a| a.ips)
+                .unwrap_or_default();
+            if released.iter().any(|ip| !still.contains(ip)) {
+                outcome.extend(self.retry_waiting(cluster));
+            }
+            return outcome;
+        }
         let mut outcome = Outcome::default();
         let mut warnings: BTreeSet<(&'static str, String)> = BTreeSet::new();
         let mut freed = false;
@@ -462,6 +498,11 @@ impl Core {
     /// Pool status writes for every pool whose figures or conflicts changed since last written. Service and
     /// namespace changes leave this to the caller, so that a batch of them writes each pool once.
     pub fn flush_pool_statuses(&mut self) -> Outcome {
+        // One writer per pool status: the controller of Services without a class. It counts the IPs of
+        // every class (they are registered in its allocator too), so a class controller has nothing to add.
+        if self.allocator.class().is_some() {
+            return Outcome::default();
+        }
         let stats = self.allocator.stats();
         let mut conflicts: BTreeMap<String, Vec<PoolConflictStatus>> = BTreeMap::new();
         for c in self.allocator.conflicts() {
