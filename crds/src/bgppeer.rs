@@ -121,6 +121,8 @@ pub struct BGPPeerSpec {
     /// Interface for unnumbered BGP peering (the peer is found on the link, RFC 5549/8950).
     /// peerAddress and interface are mutually exclusive and one of them must be specified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Linux interface names (altnames included) are shorter than 128 characters.
+    #[schemars(length(max = 127))]
     pub interface: Option<String>,
 
     /// Source address to use when establishing the session; must be configured on a local interface.

@@ -36,6 +36,8 @@ use serde::{Deserialize, Serialize};
 pub struct CommunitySpec {
     /// The aliases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // Bounded so that the API server's cost estimate of the per-alias rules stays within its budget.
+    #[schemars(length(max = 1024))]
     pub communities: Vec<CommunityAlias>,
 }
 
@@ -44,13 +46,13 @@ pub struct CommunitySpec {
 #[serde(rename_all = "camelCase")]
 pub struct CommunityAlias {
     /// The name of the alias for the community.
-    #[serde(default)]
+    // Required, without a default: the API server checks defaults against the field's own rules, and an
+    // empty default fails them.
     #[schemars(length(max = 253))]
     #[x_kube(validation = Rule::new("self != ''").message("the alias name must not be empty"))]
     pub name: String,
     /// The BGP community value corresponding to the given name: a standard community `AA:NN` (two
     /// 16-bit numbers) or a large community `large:A:B:C` (three 32-bit numbers).
-    #[serde(default)]
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,5}:[0-9]{1,5}|large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10})$')")
         .message("value must be AA:NN or large:A:B:C"))]

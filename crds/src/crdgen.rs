@@ -27,7 +27,7 @@ pub const HEADER: &str =
 /// defaults to `{}`, so that the API server fills in the nested defaults (as MetalLB's CRDs allow a bare
 /// `L2Advertisement`).
 pub fn crd(kind: Kind) -> CustomResourceDefinition {
-    let mut crd = derived_crd(kind);
+    let mut crd = finish(derived_crd(kind));
     if kind.spec_is_optional() {
         for version in &mut crd.spec.versions {
             let Some(schema) = version
@@ -49,6 +49,132 @@ pub fn crd(kind: Kind) -> CustomResourceDefinition {
         }
     }
     crd
+}
+
+/// What every generated CRD goes through so that a real API server takes it as it is:
+/// - integer formats Kubernetes does not know (`uint16`, `uint32`, which schemars derives from Rust's
+///   unsigned types) become `int32`/`int64`; the derived `minimum`/`maximum` keep the range;
+/// - descriptions, written in the source as doc comments wrapped at the line length, are joined into
+///   paragraphs (blank lines and list items kept), so that `kubectl explain` reflows them.
+pub fn finish(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    normalize(&mut value);
+    serde_json::from_value(value).expect("a normalized CRD still deserializes")
+}
+
+/// Kubernetes' own limits, for the Kubernetes shapes the schemas reuse from k8s-openapi (label selectors,
+/// Secret references), which carry none: the API server's CEL cost estimate of any rule that reads them
+/// needs bounds.
+fn bound_kubernetes_shapes(map: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    let set = |node: &mut serde_json::Value, key: &str, value: serde_json::Value| {
+        if let Some(obj) = node.as_object_mut() {
+            obj.entry(key).or_insert(value);
+        }
+    };
+    let Some(props) = map.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let is_selector = props.contains_key("matchLabels") && props.contains_key("matchExpressions");
+    if is_selector {
+        if let Some(labels) = props.get_mut("matchLabels") {
+            set(labels, "maxProperties", json!(64));
+            if let Some(values) = labels.get_mut("additionalProperties") {
+                // A label value: at most 63 characters.
+                set(values, "maxLength", json!(63));
+            }
+        }
+        if let Some(exprs) = props.get_mut("matchExpressions") {
+            set(exprs, "maxItems", json!(32));
+            if let Some(item) = exprs.pointer_mut("/items/properties") {
+                // A label key: an optional DNS-subdomain prefix (253), '/', and a name (63).
+                if let Some(k) = item.get_mut("key") {
+                    set(k, "maxLength", json!(317));
+                }
+                if let Some(o) = item.get_mut("operator") {
+                    set(o, "maxLength", json!(16));
+                }
+                if let Some(v) = item.get_mut("values") {
+                    set(v, "maxItems", json!(64));
+                    if let Some(i) = v.get_mut("items") {
+                        set(i, "maxLength", json!(63));
+                    }
+                }
+            }
+        }
+    }
+    let is_secret_ref =
+        props.len() == 2 && props.contains_key("name") && props.contains_key("namespace");
+    if is_secret_ref {
+        if let Some(n) = props.get_mut("name") {
+            set(n, "maxLength", json!(253));
+        }
+        if let Some(n) = props.get_mut("namespace") {
+            set(n, "maxLength", json!(63));
+        }
+    }
+    // Lists of selectors (`serviceSelectors`, `nodeSelectors`, …).
+    for child in props.values_mut() {
+        let items_are_selectors = child.pointer("/items/properties/matchLabels").is_some()
+            && child.get("type").and_then(|t| t.as_str()) == Some("array");
+        if items_are_selectors {
+            set(child, "maxItems", json!(32));
+        }
+    }
+}
+
+fn normalize(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            bound_kubernetes_shapes(map);
+            if let Some(serde_json::Value::String(format)) = map.get_mut("format") {
+                match format.as_str() {
+                    "uint8" | "uint16" | "int8" | "int16" => *format = "int32".into(),
+                    "uint32" | "uint64" | "uint" => *format = "int64".into(),
+                    _ => {}
+                }
+            }
+            if let Some(serde_json::Value::String(d)) = map.get_mut("description") {
+                *d = paragraphs(d);
+            }
+            for (_, child) in map.iter_mut() {
+                normalize(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+/// Joins hard-wrapped lines into paragraphs: a blank line ends a paragraph, and a line that starts a list
+/// item (`- `, `* `, `1. `) starts a new line.
+pub fn paragraphs(text: &str) -> String {
+    let mut out = String::new();
+    let mut blank = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            blank = true;
+            continue;
+        }
+        let item = line.starts_with("- ")
+            || line.starts_with("* ")
+            || line
+                .split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if !out.is_empty() {
+            out.push_str(if blank {
+                "\n\n"
+            } else if item {
+                "\n"
+            } else {
+                " "
+            });
+        }
+        out.push_str(line);
+        blank = false;
+    }
+    out
 }
 
 fn derived_crd(kind: Kind) -> CustomResourceDefinition {
@@ -85,7 +211,7 @@ pub fn crd_files() -> Vec<(String, String)> {
         .into_iter()
         .map(|k| (file_name(k), crd_yaml(k)))
         .collect();
-    let state = serde_yaml::to_string(&crate::SpeakerState::crd())
+    let state = serde_yaml::to_string(&finish(crate::SpeakerState::crd()))
         .expect("a CustomResourceDefinition always serializes to YAML");
     files.push((
         format!("{GROUP}_speakerstates.yaml"),
@@ -132,7 +258,7 @@ pub fn reference_markdown() -> String {
          MetalLB's `metallb.io` API.\n",
     );
     let mut crds: Vec<CustomResourceDefinition> = crds();
-    crds.push(crate::SpeakerState::crd());
+    crds.push(finish(crate::SpeakerState::crd()));
     for crd in &crds {
         let version = &crd.spec.versions[0];
         let kind = &crd.spec.names.kind;

@@ -67,6 +67,8 @@ pub struct IPAddressPoolSpec {
     /// (`198.51.100.0/24`, `2001:db8::/120`) or an explicit `start-end` range of IPs
     /// (`203.0.113.10-203.0.113.20`). IPv4 and IPv6 ranges may be mixed in one pool.
     #[x_kube(validation = Rule::new("size(self) > 0").message("at least one address range is required"))]
+    // Bounded for the API server's CEL cost estimate: an IPv6 range `a - b` is at most 81 characters.
+    #[schemars(length(max = 1024), inner(length(max = 128)))]
     pub addresses: Vec<String>,
 
     /// AutoAssign flag used to prevent ferrolb from automatic allocation for a pool. When false the pool

@@ -81,6 +81,7 @@ pub struct L2AdvertisementSpec {
     /// Soft preference for the announcing node: the weights of the selectors matching a node are added
     /// up (across selectors and advertisements) and the highest total wins the election.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub preferred_node_selectors: Vec<PreferredNodeSelector>,
 }
 
