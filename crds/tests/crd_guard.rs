@@ -25,12 +25,15 @@ fn schemas() -> Vec<(String, Value)> {
     out
 }
 
+/// The nodes above a node, with their paths.
+type Ancestors<'a> = Vec<(&'a Value, String)>;
+
 /// Calls `f(path, node, ancestors)` for every schema node.
 fn walk<'a>(
     node: &'a Value,
     path: &str,
-    ancestors: &mut Vec<(&'a Value, String)>,
-    f: &mut dyn FnMut(&str, &'a Value, &[(&'a Value, String)]),
+    ancestors: &mut Ancestors<'a>,
+    f: &mut dyn FnMut(&str, &'a Value, &Ancestors<'a>),
 ) {
     f(path, node, ancestors);
     ancestors.push((node, path.to_owned()));
@@ -263,8 +266,6 @@ fn descriptions_are_paragraphs_not_hard_wrapped() {
         walk(&schema, "", &mut Vec::new(), &mut |path, node, _| {
             if let Some(d) = node.get("description").and_then(Value::as_str) {
                 for line in d.lines().filter(|l| !l.is_empty()) {
-                    let next_is_item = false;
-                    let _ = next_is_item;
                     assert!(
                         !d.contains(&format!("{line}\n"))
                             || d.contains(&format!("{line}\n\n"))
