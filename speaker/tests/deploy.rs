@@ -43,6 +43,13 @@ fn render(overlay: &str) -> Option<Vec<Value>> {
         "{kubectl} kustomize {} failed: {stderr}",
         dir.display()
     );
+    // kustomize v5 warns on stderr about deprecated kustomization fields (`bases:`,
+    // `patchesStrategicMerge:`, ...); the manifests use only current ones.
+    assert!(
+        !stderr.to_lowercase().contains("deprecated"),
+        "{kubectl} kustomize {} warned: {stderr}",
+        dir.display()
+    );
     let text = String::from_utf8(out.stdout).expect("kustomize prints UTF-8");
     let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
         .map(|d| Value::deserialize(d).expect("kustomize prints valid YAML"))
