@@ -65,10 +65,10 @@ pub const DEFAULT_PEER_PORT: u16 = 179;
     validation = Rule::new("!has(self.password) || self.password == '' || !has(self.passwordSecret) || !has(self.passwordSecret.name)")
         .message("set either password or passwordSecret, not both")
         .field_path(".passwordSecret"),
-    validation = Rule::new("!has(self.keepaliveTime) || !has(self.holdTime) || duration(self.keepaliveTime) <= duration(self.holdTime)")
+    validation = Rule::new("!has(self.keepaliveTime) || !has(self.holdTime) || !self.keepaliveTime.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || !self.holdTime.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self.keepaliveTime) <= duration(self.holdTime)")
         .message("keepaliveTime must not be longer than holdTime")
         .field_path(".keepaliveTime"),
-    validation = Rule::new("!has(self.keepaliveTime) || duration(self.keepaliveTime) != duration('0s') || !has(self.holdTime) || duration(self.holdTime) == duration('0s')")
+    validation = Rule::new("!has(self.keepaliveTime) || !self.keepaliveTime.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self.keepaliveTime) != duration('0s') || !has(self.holdTime) || !self.holdTime.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self.holdTime) == duration('0s')")
         .message("keepaliveTime 0 (no keepalives) needs holdTime 0, or the peer drops the session when its hold timer expires")
         .field_path(".keepaliveTime"),
     validation = Rule::new("!(has(self.ebgpMultiHop) && self.ebgpMultiHop) || !((has(self.peerASN) && self.peerASN == (has(self.localASN) ? self.localASN : self.myASN)) || (has(self.dynamicASN) && self.dynamicASN == 'internal'))")
@@ -141,9 +141,9 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<GoDuration>")]
     #[x_kube(
-        validation = Rule::new("duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s'))")
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s'))")
             .message("holdTime must be 0 or between 3s and 65535s"),
-        validation = Rule::new("duration(self).getMilliseconds() % 1000 == 0")
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self).getMilliseconds() % 1000 == 0")
             .message("holdTime must be a whole number of seconds")
     )]
     pub hold_time: Option<String>,
@@ -152,8 +152,8 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<GoDuration>")]
     #[x_kube(
-        validation = Rule::new("duration(self) >= duration('0s')").message("keepaliveTime must not be negative"),
-        validation = Rule::new("duration(self).getMilliseconds() % 1000 == 0")
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self) >= duration('0s')").message("keepaliveTime must not be negative"),
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self).getMilliseconds() % 1000 == 0")
             .message("keepaliveTime must be a whole number of seconds")
     )]
     pub keepalive_time: Option<String>,
@@ -163,9 +163,9 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<GoDuration>")]
     #[x_kube(
-        validation = Rule::new("duration(self).getSeconds() >= 1 && duration(self).getSeconds() <= 65535")
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || (duration(self).getSeconds() >= 1 && duration(self).getSeconds() <= 65535)")
             .message("connect time should be between 1 seconds to 65535"),
-        validation = Rule::new("duration(self).getMilliseconds() % 1000 == 0")
+        validation = Rule::new("!self.matches('^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$') || duration(self).getMilliseconds() % 1000 == 0")
             .message("connect time should contain a whole number of seconds")
     )]
     pub connect_time: Option<String>,

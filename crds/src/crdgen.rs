@@ -564,17 +564,46 @@ mod tests {
         }
     }
 
+    /// Durations are strings whose first rule checks Go's grammar, and every rule that converts one with
+    /// `duration(x)` first checks `x.matches(…)` with the same pattern: an API server evaluates all rules
+    /// even when one fails, and `duration()` of a bad string is a type conversion error quoting
+    /// `google.protobuf.Duration` rather than a rule's message.
     #[test]
-    fn durations_are_strings_with_the_go_pattern() {
+    fn durations_are_strings_and_every_conversion_is_guarded() {
+        let guard = |x: &str| format!("!{x}.matches('{}')", crate::duration::GO_DURATION_PATTERN);
         let s = schema(Kind::BGPPeer);
+        let spec = &s["properties"]["spec"];
+        let mut rules: Vec<(String, String)> = Vec::new();
         for f in ["holdTime", "keepaliveTime", "connectTime"] {
-            let field = &s["properties"]["spec"]["properties"][f];
+            let field = &spec["properties"][f];
             assert_eq!(field["type"], "string", "{f}");
+            assert!(field.get("pattern").is_none(), "{f}");
+            let list = field["x-kubernetes-validations"].as_array().unwrap();
             assert_eq!(
-                field["pattern"],
-                crate::duration::GO_DURATION_PATTERN,
+                list[0]["rule"],
+                format!("self.matches('{}')", crate::duration::GO_DURATION_PATTERN),
                 "{f}"
             );
+            for r in &list[1..] {
+                rules.push(("self".into(), r["rule"].as_str().unwrap().to_owned()));
+            }
+        }
+        for r in spec["x-kubernetes-validations"].as_array().unwrap() {
+            let rule = r["rule"].as_str().unwrap();
+            for f in ["holdTime", "keepaliveTime", "connectTime"] {
+                if rule.contains(&format!("duration(self.{f})")) {
+                    rules.push((format!("self.{f}"), rule.to_owned()));
+                }
+            }
+        }
+        assert!(rules.len() >= 8, "{rules:?}");
+        for (x, rule) in rules {
+            if rule.contains(&format!("duration({x})")) {
+                assert!(
+                    rule.contains(&guard(&x)),
+                    "unguarded duration({x}) in {rule}"
+                );
+            }
         }
     }
 

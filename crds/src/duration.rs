@@ -13,9 +13,14 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Regular expression (RE2 / ECMA-262 compatible) accepting exactly Go's `time.ParseDuration` grammar:
-/// an optional sign, then either the bare `0` or one or more `<decimal><unit>` runs.
+/// an optional sign, then either the bare `0` or one or more `<decimal><unit>` runs. Written without
+/// backslashes (`[.]`, not `\.`) so that it can stand as it is inside a CEL string literal.
 pub const GO_DURATION_PATTERN: &str =
-    r"^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$";
+    "^[-+]?(0|(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$";
+
+/// The accepted form of a duration, in words, for error messages.
+pub const DURATION_FORM: &str =
+    "numbers with units (h, m, s, ms, us, ns), such as 90s, 1m30s or 500ms, or 0";
 
 const NANOSECOND: u64 = 1;
 const MICROSECOND: u64 = 1_000 * NANOSECOND;
@@ -32,19 +37,18 @@ const LIMIT: u64 = 1 << 63;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GoDuration(i64);
 
-/// Why a string is not a Go duration. The messages follow Go's `time: invalid duration "…"` family.
+/// Why a string is not a Go duration. Each message quotes the input and states the accepted form
+/// ([`DURATION_FORM`]); the caller names the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     /// Not of the form `[-+]?(<decimal><unit>)+` or `0`.
-    #[error(
-        "invalid duration {0:?}: expected a number followed by a unit, e.g. 90s, 1m30s, 300ms"
-    )]
+    #[error("{0:?} is not a duration: write {DURATION_FORM}")]
     Invalid(String),
     /// A number without a unit, such as `3`.
-    #[error("missing unit in duration {0:?}: use one of ns, us, ms, s, m, h (e.g. 3s)")]
+    #[error("{0:?} has no unit: write {DURATION_FORM}")]
     MissingUnit(String),
     /// A unit Go does not know, such as `d` or `min`.
-    #[error("unknown unit {unit:?} in duration {input:?}: use one of ns, us, ms, s, m, h")]
+    #[error("{input:?} has the unknown unit {unit:?}: write {DURATION_FORM}")]
     UnknownUnit {
         /// The offending unit.
         unit: String,
@@ -52,7 +56,7 @@ pub enum DurationError {
         input: String,
     },
     /// Larger than Go's `time.Duration` can hold (about 292 years).
-    #[error("duration {0:?} is out of range")]
+    #[error("{0:?} is too long: a duration is at most 2562047h (about 292 years)")]
     Overflow(String),
 }
 
@@ -352,11 +356,19 @@ impl JsonSchema for GoDuration {
         "GoDuration".into()
     }
 
+    /// A string of at most 64 characters, checked by a CEL rule rather than by `pattern`, so that a bad
+    /// value draws one plain message (an API server reports a failed `pattern` by quoting the regular
+    /// expression). The fields' own rules must guard every `duration(…)` with the same `matches`: an API
+    /// server evaluates them even when this rule fails, and `duration()` of a non-duration is a type
+    /// conversion error, not `false`.
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
             "maxLength": 64,
-            "pattern": GO_DURATION_PATTERN,
+            "x-kubernetes-validations": [{
+                "rule": format!("self.matches('{GO_DURATION_PATTERN}')"),
+                "message": format!("must be a duration: {DURATION_FORM}"),
+            }],
         })
     }
 }
@@ -545,11 +557,36 @@ mod tests {
     }
 
     #[test]
-    fn schema_is_a_string_with_the_go_pattern() {
+    fn schema_is_a_string_with_a_rule_for_the_go_pattern() {
         let schema = schemars::SchemaGenerator::default().into_root_schema_for::<GoDuration>();
         let v = serde_json::to_value(&schema).unwrap();
         assert_eq!(v["type"], "string");
-        assert_eq!(v["pattern"], GO_DURATION_PATTERN);
+        assert_eq!(v["maxLength"], 64);
+        assert!(v.get("pattern").is_none(), "{v}");
+        assert_eq!(
+            v["x-kubernetes-validations"][0]["rule"],
+            format!("self.matches('{GO_DURATION_PATTERN}')")
+        );
+        assert!(!GO_DURATION_PATTERN.contains('\\') && !GO_DURATION_PATTERN.contains('\''));
+    }
+
+    #[test]
+    fn errors_quote_the_input_and_state_the_form() {
+        for (input, start) in [
+            (
+                "3x",
+                "\"3x\" has the unknown unit \"x\": write numbers with units",
+            ),
+            ("90", "\"90\" has no unit: write numbers with units"),
+            ("abc", "\"abc\" is not a duration: write numbers with units"),
+            ("3000000h", "\"3000000h\" is too long"),
+        ] {
+            let e = GoDuration::parse(input).unwrap_err().to_string();
+            assert!(e.starts_with(start), "{input}: {e}");
+            for noise in ["time:", "protobuf", "conversion"] {
+                assert!(!e.contains(noise), "{input}: {e}");
+            }
+        }
     }
 
     #[test]

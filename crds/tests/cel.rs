@@ -281,6 +281,37 @@ fn bgppeer_rules() {
     }
 }
 
+/// A string that is not a duration draws the one format message per field, naming the accepted form; no
+/// rule that converts it with `duration()` fails with a type conversion error (an API server reports those
+/// as "type conversion error from 'string' to 'google.protobuf.Duration'").
+#[test]
+fn bad_durations_draw_one_plain_message_each() {
+    let form = format!(
+        "must be a duration: {}",
+        ferrolb_crds::duration::DURATION_FORM
+    );
+    for (what, patch, fields) in [
+        ("holdTime 3x", json!({"holdTime": "3x"}), 1),
+        ("keepaliveTime 1h2", json!({"keepaliveTime": "1h2"}), 1),
+        ("connectTime abc", json!({"connectTime": "abc"}), 1),
+        (
+            "all three",
+            json!({"holdTime": "3x", "keepaliveTime": "90", "connectTime": "1 m"}),
+            3,
+        ),
+        (
+            "bad keepalive, good hold",
+            json!({"holdTime": "90s", "keepaliveTime": "1d"}),
+            1,
+        ),
+    ] {
+        let spec = merge(&peer_base(), &patch);
+        let msgs = messages(BGPPeerSpec::validate_cel(&spec, None));
+        assert_eq!(msgs, vec![form.clone(); fields], "{what}");
+        assert!(!code_accepts_peer(&spec), "validate() accepts {what}");
+    }
+}
+
 #[test]
 fn graceful_restart_is_immutable() {
     let off = merge(&peer_base(), &json!({"enableGracefulRestart": false}));
