@@ -251,7 +251,7 @@ impl Allocator {
     /// result lists every such conflict. Pools with duplicate names or overlapping CIDRs are refused and leave
     /// the allocator unchanged (last valid configuration stays in force).
     pub fn set_pools(&mut self, pools: Vec<PoolConfig>) -> Result<Vec<PoolConflict>, ConfigError> {
-        let mut new = Pools::build(pools)?;
+        let mut new = Pools::build(pools).map_err(|e| self.added_first(e))?;
         for (ip, _) in self.held.iter() {
             new.take(ip);
         }
@@ -276,6 +276,38 @@ impl Allocator {
             }
         }
         Ok(self.conflicts())
+    }
+
+    /// An overlap names first the CIDR that the current pools lack (the addition that causes it), when
+    /// exactly one of the two is new.
+    fn added_first(&self, e: ConfigError) -> ConfigError {
+        let ConfigError::Overlap {
+            pool,
+            cidr,
+            other_pool,
+            other_cidr,
+        } = e
+        else {
+            return e;
+        };
+        let known = |name: &str, c: &ipnetwork::IpNetwork| {
+            self.pools().any(|p| p.name == name && p.cidrs.contains(c))
+        };
+        if known(&pool, &cidr) && !known(&other_pool, &other_cidr) {
+            ConfigError::Overlap {
+                pool: other_pool,
+                cidr: other_cidr,
+                other_pool: pool,
+                other_cidr: cidr,
+            }
+        } else {
+            ConfigError::Overlap {
+                pool,
+                cidr,
+                other_pool,
+                other_cidr,
+            }
+        }
     }
 
     /// The current pools, by name.

@@ -307,7 +307,11 @@ impl Serialize for ClearReason {
 pub enum ConfigError {
     #[error("pool {name} is defined twice")]
     DuplicatePool { name: String },
-    #[error("pool {pool} CIDR {cidr} overlaps pool {other_pool} CIDR {other_cidr}")]
+    /// Two pools share addresses. `pool` and `cidr` are the ones being added when
+    /// [`crate::Allocator::set_pools`] can tell (a CIDR the pool of that name did not have before).
+    #[error(
+        "pool {pool}: {cidr} overlaps {other_cidr} of pool {other_pool}; an address can belong to one pool only"
+    )]
     Overlap {
         pool: String,
         cidr: IpNetwork,

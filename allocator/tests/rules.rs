@@ -1316,7 +1316,25 @@ fn invalid_pool_sets_are_refused_and_change_nothing() {
         pool("p", &["203.0.113.0/24"]),
         pool("q", &["203.0.113.128/25"]),
     ]);
-    assert!(matches!(overlap, Err(ConfigError::Overlap { .. })));
+    // The message names the pool being added (q, whose CIDR the current pools lack) first, and both.
+    let Err(e) = overlap else {
+        panic!("overlap accepted")
+    };
+    assert_eq!(
+        e.to_string(),
+        "pool q: 203.0.113.128/25 overlaps 203.0.113.0/24 of pool p; an address can belong to one pool only"
+    );
+    // Also when the new pool's CIDR sorts after the existing one's and its name before.
+    let Err(ConfigError::Overlap {
+        pool, other_pool, ..
+    }) = a.set_pools(vec![
+        pool("p", &["203.0.113.0/24"]),
+        pool("a", &["203.0.113.192/26"]),
+    ])
+    else {
+        panic!("overlap accepted")
+    };
+    assert_eq!((pool.as_str(), other_pool.as_str()), ("a", "p"));
     assert_eq!(a.pools().count(), 1);
     assert_eq!(
         a.assignment(&ServiceKey::new("ns", "x"))

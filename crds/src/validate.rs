@@ -320,7 +320,21 @@ impl<'a> Validator<'a> {
         pools
     }
 
-    /// Pools (and the entries of one pool) must not overlap: an address belongs to one pool.
+    /// The order in which pools came to be, for naming the one whose addition causes an overlap: by
+    /// `metadata.creationTimestamp` (objects from files have none and keep their file order), then by
+    /// position.
+    fn pool_age(&self, pool: usize) -> (bool, Option<k8s_openapi::jiff::Timestamp>, usize) {
+        let created = self.objects.ip_address_pools[pool]
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0);
+        (created.is_none(), created, pool)
+    }
+
+    /// Pools (and the entries of one pool) must not overlap: an address belongs to one pool. The error
+    /// goes to the entry that came last (the later pool, or the later entry of one pool), and the
+    /// message names both objects, the one being added first.
     fn overlaps(&mut self, mut intervals: Vec<Interval>) {
         intervals.sort_by_key(|iv| (iv.family, iv.first, iv.pool, iv.entry));
         // Sweep, keeping the interval reaching furthest so far in the current family.
@@ -330,26 +344,39 @@ impl<'a> Validator<'a> {
             if let Some(r) = reach {
                 let (a, b) = (&intervals[r], &intervals[k]);
                 if a.family == b.family && b.first <= a.last {
-                    // Report on whichever entry is declared later.
-                    let (earlier, later) = if (a.pool, a.entry) < (b.pool, b.entry) {
-                        (a, b)
-                    } else {
-                        (b, a)
-                    };
-                    if reported.insert((later.pool, later.entry)) {
-                        let where_ = if earlier.pool == later.pool {
-                            format!("spec.addresses[{}] of the same pool", earlier.entry)
+                    // Report on whichever entry came later: the pool created (or declared) later, or
+                    // the later entry of one pool.
+                    let (earlier, later) =
+                        if (self.pool_age(a.pool), a.entry) < (self.pool_age(b.pool), b.entry) {
+                            (a, b)
                         } else {
+                            (b, a)
+                        };
+                    if reported.insert((later.pool, later.entry)) {
+                        // Its file, if any, is already where the error line starts.
+                        let added = self.object_ref::<crate::IPAddressPool>(later.pool);
+                        let problem = if earlier.pool == later.pool {
                             format!(
-                                "{} of {}",
+                                "{} of {added} overlaps its own spec.addresses[{}] ({}); an address \
+                                 can belong to one pool only",
+                                later.text, earlier.entry, earlier.text
+                            )
+                        } else {
+                            let since = match (
+                                self.pool_age(earlier.pool).1,
+                                self.pool_age(later.pool).1,
+                            ) {
+                                (Some(_), Some(_)) => ", which was created earlier",
+                                _ => "",
+                            };
+                            format!(
+                                "{} of {added} overlaps {} of {}{since}; an address can belong to \
+                                 one pool only",
+                                later.text,
                                 earlier.text,
                                 self.describe::<crate::IPAddressPool>(earlier.pool)
                             )
                         };
-                        let problem = format!(
-                            "{} overlaps {where_}; an address can belong to one pool only",
-                            later.text
-                        );
                         let (pool, entry) = (later.pool, later.entry);
                         self.err::<crate::IPAddressPool>(
                             pool,

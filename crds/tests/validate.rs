@@ -221,12 +221,38 @@ fn every_problem_is_reported_not_only_the_first() {
         p[2],
         "IPAddressPool lb/c: spec.addresses: at least one address range is required"
     );
-    assert_has(&p, "IPAddressPool lb/b: spec.addresses[0]: 198.51.100.64/26 overlaps 198.51.100.0/24 of IPAddressPool lb/a");
+    assert_has(&p, "IPAddressPool lb/b: spec.addresses[0]: 198.51.100.64/26 of IPAddressPool lb/b overlaps 198.51.100.0/24 of IPAddressPool lb/a in t.yaml; an address can belong to one pool only");
     assert_has(&p, "BGPPeer lb/p: spec.myASN: must not be 0");
     assert_has(
         &p,
         "BGPPeer lb/p: spec.peerPort: 20000 is out of range: must be 1 to 16384",
     );
+}
+
+/// In a cluster the pools come in no particular order: the overlap is reported on the pool created last
+/// (the one whose addition causes it), and the message names it as well as the pool it collides with.
+#[test]
+fn an_overlap_names_the_pool_created_last() {
+    let created = |name: &str, at: &str, addresses: &str| {
+        format!(
+            "---\napiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}, namespace: lb, creationTimestamp: \"{at}\"}}\nspec:\n  addresses: [\"{addresses}\"]\n"
+        )
+    };
+    for order in [["new", "old"], ["old", "new"]] {
+        let text: String = order
+            .iter()
+            .map(|n| match *n {
+                "new" => created("new", "2026-02-01T00:00:00Z", "198.51.100.128/25"),
+                _ => created("old", "2026-01-01T00:00:00Z", "198.51.100.0/24"),
+            })
+            .collect();
+        let p = problems(&text);
+        assert_eq!(
+            p,
+            ["IPAddressPool lb/new: spec.addresses[0]: 198.51.100.128/25 of IPAddressPool lb/new overlaps 198.51.100.0/24 of IPAddressPool lb/old in t.yaml, which was created earlier; an address can belong to one pool only"],
+            "order {order:?}"
+        );
+    }
 }
 
 #[test]
@@ -241,9 +267,9 @@ fn overlaps_within_one_pool_and_across_families() {
         ],
     ));
     assert_eq!(p.len(), 2, "{p:#?}");
-    assert_eq!(p[0], "IPAddressPool lb/a: spec.addresses[1]: 203.0.113.100-203.0.113.200 overlaps spec.addresses[0] of the same pool; an address can belong to one pool only");
+    assert_eq!(p[0], "IPAddressPool lb/a: spec.addresses[1]: 203.0.113.100-203.0.113.200 of IPAddressPool lb/a overlaps its own spec.addresses[0] (203.0.113.0/25); an address can belong to one pool only");
     assert!(p[1].starts_with(
-        "IPAddressPool lb/a: spec.addresses[3]: 2001:db8::1-2001:db8::5 overlaps spec.addresses[2]"
+        "IPAddressPool lb/a: spec.addresses[3]: 2001:db8::1-2001:db8::5 of IPAddressPool lb/a overlaps its own spec.addresses[2] (2001:db8::/64)"
     ));
     // Adjacent ranges and the same numbers in the other family do not overlap.
     assert!(problems(
