@@ -185,3 +185,60 @@ fn index(d: &Desired) -> BTreeMap<AnnouncementKey, String> {
 fn join(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_bgp::fsm::FsmConfig;
+    use ferrolb_bgp::session::SessionConfig;
+
+    fn session(peer: &str, local: &str, port: u16) -> PeerStatus {
+        let mut cfg = SessionConfig::new(
+            peer.parse().unwrap(),
+            FsmConfig::new(64512, 64500, local.parse().unwrap()),
+        );
+        cfg.peer_port = port;
+        PeerStatus::new(&cfg)
+    }
+
+    /// A peer's address is written as a socket address: an IPv6 one in brackets, so that its port cannot
+    /// be read as a last group of the address.
+    #[test]
+    fn peer_addresses_are_socket_addresses() {
+        let sessions = BTreeMap::from([
+            (
+                "v4".to_owned(),
+                session("198.51.100.1", "198.51.100.2", 179),
+            ),
+            (
+                "v6".to_owned(),
+                session("2001:db8:100::1", "198.51.100.2", 179),
+            ),
+            (
+                "v6-port".to_owned(),
+                session("2001:db8:100::2", "198.51.100.2", 1179),
+            ),
+        ]);
+        let s = speaker_status("node1", &[], &Desired::default(), &sessions);
+        let addresses: Vec<(&str, &str)> = s
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.address.as_str()))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                ("v4", "198.51.100.1:179"),
+                ("v6", "[2001:db8:100::1]:179"),
+                ("v6-port", "[2001:db8:100::2]:1179"),
+            ]
+        );
+        for p in &s.peers {
+            assert!(
+                p.address.parse::<std::net::SocketAddr>().is_ok(),
+                "{}",
+                p.address
+            );
+        }
+    }
+}
