@@ -1,0 +1,395 @@
+//! The controller and the speaker as an operator runs them, against a real Kubernetes API server: the
+//! shipped CRDs and `both` overlay, processes holding only their ServiceAccount tokens, two controller
+//! replicas. Measures what the operator waits for: time to an IP, the leader's exit on SIGTERM and the
+//! Lease handover, the takeover after kill -9, and how long a killed speaker looks healthy.
+//!
+//! Needs `KUBE_APISERVER`, like `kube_e2e.rs` (otherwise `SKIPPED: no KUBE_APISERVER`), and the `ferrolb`
+//! binary built next to the test (`cargo test --workspace` builds it; alone: `cargo build -p
+//! ferrolb-speaker --bin ferrolb` first). No BGP peer and no layer-2 advertisement are configured: nothing
+//! is sent on the machine's network.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrolb_interop_tests::apiserver::ApiServer;
+use ferrolb_interop_tests::apiserver_guard;
+use ferrolb_interop_tests::process::sibling_binary;
+
+const NS: &str = "ferrolb-system";
+
+fn deploy(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn ferrolb() -> PathBuf {
+    let bin = sibling_binary("ferrolb", None);
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p ferrolb-speaker --bin ferrolb`",
+        bin.display()
+    );
+    bin
+}
+
+/// One ferrolb process with a ServiceAccount kubeconfig; its output goes to a log file.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(dir: &Path, name: &str, kubeconfig: &Path, args: &[&str]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(ferrolb())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", name)
+            .env("POD_NAMESPACE", NS)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the exit; returns how long it took.
+    fn wait_exit(&mut self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{} did not exit within {limit:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, at most `limit`; returns the value and the time taken.
+fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return (v, start.elapsed());
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(api: &ApiServer, args: &[&str]) -> String {
+    let out = api.kubectl(args);
+    if out.success() {
+        out.stdout.trim().to_owned()
+    } else {
+        String::new()
+    }
+}
+
+fn holder(api: &ApiServer) -> String {
+    get(
+        api,
+        &[
+            "get",
+            "lease",
+            "ferrolb-controller",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+    )
+}
+
+fn create_service(api: &ApiServer, name: &str) -> Instant {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n\
+         spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n"
+    );
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    assert!(out.success(), "{out}");
+    Instant::now()
+}
+
+fn ingress(api: &ApiServer, name: &str) -> Option<String> {
+    let ip = get(
+        api,
+        &[
+            "get",
+            "service",
+            name,
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ],
+    );
+    (!ip.is_empty()).then_some(ip)
+}
+
+fn ready(api: &ApiServer, node: &str) -> (String, String) {
+    let q = |path: &str| {
+        get(
+            api,
+            &[
+                "get",
+                "speakerstate",
+                node,
+                "-n",
+                NS,
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        )
+    };
+    (
+        q("{.status.conditions[?(@.type==\"Ready\")].status}"),
+        q("{.status.conditions[?(@.type==\"Ready\")].reason}"),
+    )
+}
+
+#[test]
+fn controller_and_speaker_lifecycle_on_a_real_apiserver() {
+    let bin = apiserver_guard!();
+    let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let ok = |args: &[&str]| {
+        api.kubectl_ok(args)
+            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
+    };
+    ok(&["apply", "-k", &deploy("crds")]);
+    ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+    ok(&["apply", "-k", &deploy("overlays/both")]);
+    let pool = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
+                metadata: {name: e2e, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/28]}\n";
+    assert!(api.kubectl_stdin(&["apply", "-f", "-"], pool).success());
+    ok(&["create", "namespace", "shop"]);
+    let controller_config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-controller")
+        .unwrap();
+    let speaker_config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-speaker")
+        .unwrap();
+    let dir = api.dir().to_owned();
+    let controller = |name: &str| {
+        Proc::start(
+            &dir,
+            name,
+            &controller_config,
+            &[
+                "controller",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ],
+        )
+    };
+    let mut replicas = vec![controller("controller-a"), controller("controller-b")];
+
+    // 1. A new Service gets its IP; the annotation written with the status is kept by the API server.
+    let (first, _) = until("a Lease holder", Duration::from_secs(30), || {
+        Some(holder(&api)).filter(|h| !h.is_empty())
+    });
+    let created = create_service(&api, "web");
+    let (ip, _) = until("web's IP", Duration::from_secs(30), || ingress(&api, "web"));
+    let to_ip = created.elapsed();
+    let annotation = get(
+        &api,
+        &[
+            "get",
+            "service",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.annotations.ferrolb\\.io/ip-allocated-from-pool}",
+        ],
+    );
+    assert_eq!(
+        annotation, "e2e",
+        "the annotation goes with the status write"
+    );
+    eprintln!("first leader {first}; web got {ip} {to_ip:?} after creation");
+
+    // 2. SIGTERM of the leader: it exits, releasing the Lease, and the standby leads.
+    let leader_index = replicas.iter().position(|p| p.name == first).unwrap();
+    let mut leader = replicas.remove(leader_index);
+    let stop = Instant::now();
+    leader.signal(libc::SIGTERM);
+    let exit = leader.wait_exit(Duration::from_secs(10));
+    let (second, _) = until("the standby leads", Duration::from_secs(30), || {
+        Some(holder(&api)).filter(|h| !h.is_empty() && *h != first)
+    });
+    let handover = stop.elapsed();
+    eprintln!("SIGTERM: {first} exited in {exit:?}; {second} holds the Lease {handover:?} after the signal");
+    assert!(
+        leader.log().contains("released the Lease"),
+        "{}",
+        leader.log()
+    );
+    let created = create_service(&api, "web2");
+    until("web2's IP", Duration::from_secs(30), || {
+        ingress(&api, "web2")
+    });
+    eprintln!(
+        "web2 got its IP {:?} after creation, under {second}",
+        created.elapsed()
+    );
+
+    // 3. kill -9 of the new leader (the stopped replica back as standby): takeover once the Lease expires.
+    replicas.push(controller(&first));
+    std::thread::sleep(Duration::from_secs(2));
+    let new_index = replicas.iter().position(|p| p.name == second).unwrap();
+    let mut killed = replicas.remove(new_index);
+    let kill = Instant::now();
+    killed.signal(libc::SIGKILL);
+    killed.wait_exit(Duration::from_secs(5));
+    let (third, takeover) = until("takeover after kill -9", Duration::from_secs(40), || {
+        Some(holder(&api)).filter(|h| *h == first)
+    });
+    let _ = kill;
+    eprintln!("kill -9 of {second}: {third} leads {takeover:?} later (Lease 15 s, retry 1 s)");
+    let created = create_service(&api, "web3");
+    until("web3's IP", Duration::from_secs(30), || {
+        ingress(&api, "web3")
+    });
+    eprintln!("web3 got its IP {:?} after creation", created.elapsed());
+
+    // 4. A speaker: Ready while it runs, Stopped on SIGTERM, HeartbeatStale after kill -9.
+    let speaker = || {
+        Proc::start(
+            &dir,
+            "speaker-node-a",
+            &speaker_config,
+            &[
+                "speaker",
+                "--node-name",
+                "node-a",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ],
+        )
+    };
+    let mut s = speaker();
+    until("the speaker reports Ready", Duration::from_secs(30), || {
+        (ready(&api, "node-a").0 == "True").then_some(())
+    });
+    let term = Instant::now();
+    s.signal(libc::SIGTERM);
+    s.wait_exit(Duration::from_secs(10));
+    until("Stopped", Duration::from_secs(10), || {
+        (ready(&api, "node-a") == ("False".into(), "Stopped".into())).then_some(())
+    });
+    eprintln!(
+        "speaker SIGTERM: Ready=False (Stopped) {:?} after the signal",
+        term.elapsed()
+    );
+    let mut s = speaker();
+    until(
+        "the speaker reports Ready again",
+        Duration::from_secs(30),
+        || (ready(&api, "node-a").0 == "True").then_some(()),
+    );
+    let kill = Instant::now();
+    s.signal(libc::SIGKILL);
+    s.wait_exit(Duration::from_secs(5));
+    let (_, stale) = until("HeartbeatStale", Duration::from_secs(90), || {
+        (ready(&api, "node-a") == ("False".into(), "HeartbeatStale".into())).then_some(())
+    });
+    let _ = kill;
+    eprintln!("speaker kill -9: Ready=False (HeartbeatStale) {stale:?} after the kill");
+
+    // 5. Least privilege held: nothing was forbidden, and nothing was warned about.
+    let mut logs = String::new();
+    for p in replicas.iter().chain([&leader, &killed, &s]) {
+        logs.push_str(&p.log());
+    }
+    let forbidden: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            l.contains("forbidden") || l.contains("(403)") || l.contains("code: 403")
+        })
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "forbidden requests:\n{}",
+        forbidden.join("\n")
+    );
+    let warnings = get(
+        &api,
+        &[
+            "get",
+            "events",
+            "-n",
+            "shop",
+            "--field-selector",
+            "type=Warning",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(
+        warnings.is_empty(),
+        "warning events on the Services: {warnings}"
+    );
+    let allocated = get(
+        &api,
+        &[
+            "get",
+            "events",
+            "-n",
+            "shop",
+            "--field-selector",
+            "reason=IPAllocated",
+            "-o",
+            "name",
+        ],
+    );
+    eprintln!(
+        "IPAllocated events for 3 Services across two leader changes: {}",
+        allocated.lines().count()
+    );
+}
