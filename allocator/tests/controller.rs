@@ -662,6 +662,58 @@ fn an_ip_held_by_another_class_is_never_handed_out_twice() {
     let _ = class_core;
 }
 
+/// The API load of 1,000 new Services, start to finish: one request per Service (annotation and IP
+/// together), one event per Service, one pool status; after the watch echoes the writes back, nothing.
+/// A takeover by another replica (a new `Core` over the same objects) writes nothing and records no event.
+#[tokio::test]
+async fn a_thousand_services_cost_one_write_and_one_event_each() {
+    let mut cluster = FakeCluster::with_pool(pool("default", &["100.64.0.0/16"], None));
+    for i in 0..1000 {
+        cluster.put(service("shop", &format!("svc-{i}"), json!({})));
+    }
+    let (mut core, outcome) = Core::start(None, &cluster).unwrap();
+    let sent = write_through_mock(outcome.writes.clone(), true).await;
+    let count = |f: &dyn Fn(&Sent) -> bool| sent.iter().filter(|s| f(s)).count();
+    let service_writes = count(&|s| s.path.contains("/services/"));
+    let events = count(&|s| s.path.contains("/events"));
+    let pool_writes = count(&|s| s.path.contains("/ipaddresspools/"));
+    eprintln!(
+        "1,000 Services: {} requests: {service_writes} Service writes, {events} events, {pool_writes} pool status",
+        sent.len()
+    );
+    assert_eq!(service_writes, 1000);
+    assert_eq!(events, 1000);
+    assert_eq!(pool_writes, 1);
+    assert_eq!(sent.len(), 2001);
+
+    // The watch echoes every write: the objects now show their IPs and pool.
+    for w in &outcome.writes {
+        if let Write::Ingress { service: key, ips } = w {
+            let ip = ips[0].to_string();
+            cluster.put(service(
+                &key.namespace,
+                &key.name,
+                json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
+                       "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
+            ));
+        }
+    }
+    let echoed: Vec<Write> = (0..1000)
+        .flat_map(|i| {
+            core.service_changed(&cluster, &ServiceKey::new("shop", format!("svc-{i}")))
+                .writes
+        })
+        .collect();
+    assert_eq!(echoed, vec![], "an echo writes nothing");
+    let (_, takeover) = Core::start(None, &cluster).unwrap();
+    let takeover_writes: Vec<&Write> = takeover
+        .writes
+        .iter()
+        .filter(|w| !matches!(w, Write::PoolStatus { .. }))
+        .collect();
+    assert!(takeover_writes.is_empty(), "{takeover_writes:#?}");
+}
+
 fn ingress(ip: &str) -> Value {
     json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
