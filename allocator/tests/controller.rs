@@ -714,6 +714,53 @@ async fn a_thousand_services_cost_one_write_and_one_event_each() {
     assert!(takeover_writes.is_empty(), "{takeover_writes:#?}");
 }
 
+/// Two controllers of different classes that allocate the same IP at the same moment (each before seeing
+/// the other's write) settle it the same way: the Service created later is renumbered, the older keeps it.
+#[test]
+fn an_ip_allocated_twice_at_once_by_two_classes_goes_to_the_older_service() {
+    let created = |t: &str| json!({"metadata": {"creationTimestamp": t}});
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/30"], None));
+    cluster.put(service("shop", "web", created("2026-12-04T10:00:02Z")));
+    let (mut core, _) = Core::start(None, &cluster).unwrap();
+    let web = ServiceKey::new("shop", "web");
+    let first: std::net::IpAddr = "203.0.113.0".parse().unwrap();
+    assert_eq!(core.allocator().assignment(&web).unwrap().ips, vec![first]);
+
+    // An older Service of class `internal` shows the same IP: ours gives way.
+    let mut internal = created("2026-12-04T10:00:01Z");
+    internal["spec"] = json!({"loadBalancerClass": "internal"});
+    internal["status"] = json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.0"}]}});
+    cluster.put(service("shop", "internal", internal.clone()));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "internal"));
+    let renumbered = core.allocator().assignment(&web).unwrap().ips;
+    assert_ne!(renumbered, vec![first]);
+    assert!(
+        outcome
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::Ingress { service, ips } if *service == web && *ips == renumbered)),
+        "{:#?}",
+        outcome.writes
+    );
+    assert!(outcome.writes.iter().any(|w| matches!(
+        w,
+        Write::Event {
+            reason: "IPContested",
+            ..
+        }
+    )));
+
+    // A younger one gives way instead: ours keeps its IP, nothing is written.
+    let mut cluster = FakeCluster::with_pool(pool("default", &["203.0.113.0/30"], None));
+    cluster.put(service("shop", "web", created("2026-12-04T10:00:01Z")));
+    let (mut core, _) = Core::start(None, &cluster).unwrap();
+    internal["metadata"]["creationTimestamp"] = json!("2026-12-04T10:00:02Z");
+    cluster.put(service("shop", "internal", internal));
+    let outcome = core.service_changed(&cluster, &ServiceKey::new("shop", "internal"));
+    assert_eq!(outcome.writes, vec![]);
+    assert_eq!(core.allocator().assignment(&web).unwrap().ips, vec![first]);
+}
+
 fn ingress(ip: &str) -> Value {
     json!({"metadata": {"annotations": {"ferrolb.io/ip-allocated-from-pool": "default"}},
            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})

@@ -375,10 +375,12 @@ impl Core {
             // allocate, write or report anything about it. Two controllers of different classes thus
             // never hand out one IP twice.
             let released = self.allocator.release(&key);
-            if !view.ingress_ips.is_empty() {
-                let _: Imported = self.allocator.import(&view);
-            }
             let mut outcome = Outcome::default();
+            if !view.ingress_ips.is_empty() {
+                if let Imported::Rejected { .. } = self.allocator.import(&view) {
+                    outcome.extend(self.settle_contest(cluster, svc, &view));
+                }
+            }
             let still: Vec<IpAddr> = self
                 .allocator
                 .assignment(&key)
@@ -485,6 +487,61 @@ impl Core {
         }
         if freed {
             outcome.extend(self.retry_waiting(cluster));
+        }
+        outcome
+    }
+
+    /// A Service of another class shows an IP that one of this controller's Services holds: the two
+    /// controllers allocated it at the same moment, before either saw the other's write. Both apply the
+    /// same rule, so exactly one gives way: the Service created later (then by name) is renumbered, and
+    /// the older keeps its IP.
+    fn settle_contest(
+        &mut self,
+        cluster: &dyn Cluster,
+        foreign: &Service,
+        view: &crate::ServiceView,
+    ) -> Outcome {
+        let age = |s: &Service| {
+            (
+                s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                service_key(s),
+            )
+        };
+        let foreign_age = age(foreign);
+        let mut ours: Vec<ServiceKey> = view
+            .ingress_ips
+            .iter()
+            .flat_map(|ip| self.allocator.holders(*ip))
+            .collect();
+        ours.sort();
+        ours.dedup();
+        let mut yielded = Vec::new();
+        for key in ours {
+            let Some(svc) = cluster.service(&key) else {
+                continue;
+            };
+            if age(&svc) > foreign_age {
+                let ips = self.allocator.release(&key);
+                yielded.push((svc, ips));
+            }
+        }
+        let mut outcome = Outcome::default();
+        if yielded.is_empty() {
+            return outcome;
+        }
+        let _: Imported = self.allocator.import(view);
+        for (svc, ips) in yielded {
+            outcome.writes.push(event(
+                &svc,
+                Severity::Warning,
+                "IPContested",
+                format!(
+                    "{} was allocated at the same moment to {}, of another class, created earlier; allocating anew",
+                    join(&ips),
+                    service_key(foreign)
+                ),
+            ));
+            outcome.extend(self.reconcile(cluster, &svc));
         }
         outcome
     }
