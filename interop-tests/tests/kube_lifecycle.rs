@@ -393,3 +393,145 @@ fn controller_and_speaker_lifecycle_on_a_real_apiserver() {
         allocated.lines().count()
     );
 }
+
+/// Two controllers, one for Services without a class and one for class `internal`, share one pool of four
+/// addresses on a real API server: Services of both classes, created in quick succession, get four
+/// different IPs; each controller holds its own Lease; only the classless one writes the pool status,
+/// counting both classes.
+#[test]
+fn two_classes_never_hand_out_one_ip_twice_on_a_real_apiserver() {
+    let bin = apiserver_guard!();
+    let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let ok = |args: &[&str]| {
+        api.kubectl_ok(args)
+            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
+    };
+    let apply = |yaml: &str| {
+        let out = api.kubectl_stdin(&["apply", "-f", "-"], yaml);
+        assert!(out.success(), "{out}");
+    };
+    ok(&["apply", "-k", &deploy("crds")]);
+    ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+    ok(&["apply", "-k", &deploy("overlays/both")]);
+    // The class controller's Lease, granted as deploy/README.md says.
+    apply(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
+         metadata: {name: ferrolb-controller-internal, namespace: ferrolb-system}\n\
+         rules: [{apiGroups: [coordination.k8s.io], resources: [leases], \
+         resourceNames: [ferrolb-controller-internal], verbs: [get, update]}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+         metadata: {name: ferrolb-controller-internal, namespace: ferrolb-system}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: ferrolb-controller-internal}\n\
+         subjects: [{kind: ServiceAccount, name: ferrolb-controller, namespace: ferrolb-system}]\n",
+    );
+    apply(
+        "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
+         metadata: {name: small, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/30]}\n",
+    );
+    ok(&["create", "namespace", "shop"]);
+    let config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-controller")
+        .unwrap();
+    let dir = api.dir().to_owned();
+    let common = [
+        "controller",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ];
+    let default = Proc::start(&dir, "controller-default", &config, &common);
+    let mut with_class = common.to_vec();
+    with_class.extend(["--class", "internal"]);
+    let internal = Proc::start(&dir, "controller-internal", &config, &with_class);
+    for lease in ["ferrolb-controller", "ferrolb-controller-internal"] {
+        until(lease, Duration::from_secs(30), || {
+            let h = get(
+                &api,
+                &[
+                    "get",
+                    "lease",
+                    lease,
+                    "-n",
+                    NS,
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}",
+                ],
+            );
+            (!h.is_empty()).then_some(())
+        });
+    }
+    // Four Services, alternating classes, in one apply: both controllers allocate at the same time.
+    let mut yaml = String::new();
+    for (i, class) in ["", "internal", "", "internal"].iter().enumerate() {
+        let class = if class.is_empty() {
+            String::new()
+        } else {
+            format!(", loadBalancerClass: {class}")
+        };
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: shop}}\n\
+             spec: {{type: LoadBalancer, ports: [{{port: 80}}]{class}}}\n---\n"
+        ));
+    }
+    apply(&yaml);
+    let (_, took) = until("four IPs", Duration::from_secs(30), || {
+        let ips: Vec<String> = (0..4)
+            .filter_map(|i| ingress(&api, &format!("svc-{i}")))
+            .collect();
+        (ips.len() == 4).then_some(ips)
+    });
+    // Let any contest settle, then read again.
+    std::thread::sleep(Duration::from_secs(2));
+    let ips: Vec<String> = (0..4)
+        .map(|i| ingress(&api, &format!("svc-{i}")).unwrap_or_default())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = ips.iter().collect();
+    eprintln!("two classes: {ips:?} within {took:?}");
+    assert_eq!(distinct.len(), 4, "one IP handed out twice: {ips:?}");
+    let (assigned, _) = until(
+        "pool status counting both classes",
+        Duration::from_secs(10),
+        || {
+            let a = get(
+                &api,
+                &[
+                    "get",
+                    "ipaddresspool",
+                    "small",
+                    "-n",
+                    NS,
+                    "-o",
+                    "jsonpath={.status.assignedIPv4}",
+                ],
+            );
+            (a == "4").then_some(a)
+        },
+    );
+    assert_eq!(assigned, "4");
+    let managers = get(
+        &api,
+        &[
+            "get",
+            "ipaddresspool",
+            "small",
+            "-n",
+            NS,
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
+    eprintln!("pool status managers: {managers}");
+    for p in [&default, &internal] {
+        let log = p.log().to_lowercase();
+        assert!(!log.contains("forbidden"), "{}:\n{log}", p.name);
+    }
+}
