@@ -145,7 +145,8 @@ where
 /// storing: they are most of an object's size and never read. Shared with the speaker's watches.
 ///
 /// Retries follow [`RetryPolicy`]: a relist after "410 Gone" starts at once, an unreachable API server is
-/// tried again within a second, and an unavailable kind every ten seconds, logged once a minute.
+/// tried again within a second, and an unavailable kind likewise for about ten seconds (a restarting API
+/// server answers 403 until its RBAC caches are filled), then every ten seconds, logged once a minute.
 pub fn reflect<K, C>(
     api: Api<K>,
     config: watcher::Config,
@@ -244,7 +245,10 @@ pub struct Failure {
 #[derive(Debug)]
 pub struct RetryPolicy {
     kind: &'static str,
-    transient_failures: u32,
+    failures_in_a_row: u32,
+    /// Of those, the "unavailable" answers in a row (an outage's connection errors do not count, so that
+    /// the 403s of an API server that has just come back are retried quickly).
+    unavailable_in_a_row: u32,
     unavailable: Option<String>,
     last_logged: Option<Instant>,
 }
@@ -254,8 +258,12 @@ pub struct RetryPolicy {
 pub const TRANSIENT_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait between attempts while the API server is unreachable.
 pub const TRANSIENT_MAX: Duration = Duration::from_secs(1);
-/// How often an unavailable kind (missing CRD, missing permission) is tried again.
+/// How often an unavailable kind (missing CRD, missing permission) is tried again once it has stayed
+/// unavailable for [`UNAVAILABLE_FAST_TRIES`] tries.
 pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(10);
+/// Tries of an unavailable kind on the transient schedule (about 10 s) before the slow one: an API server
+/// that has just started answers 403 until its RBAC caches are filled, which is not a missing permission.
+pub const UNAVAILABLE_FAST_TRIES: u32 = 12;
 /// How often a persisting failure is logged again.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -263,7 +271,8 @@ impl RetryPolicy {
     pub fn new(kind: &'static str) -> Self {
         RetryPolicy {
             kind,
-            transient_failures: 0,
+            failures_in_a_row: 0,
+            unavailable_in_a_row: 0,
             unavailable: None,
             last_logged: None,
         }
@@ -271,10 +280,11 @@ impl RetryPolicy {
 
     /// An event arrived: the watch works again.
     pub fn succeeded(&mut self) {
-        if self.transient_failures > 0 || self.unavailable.is_some() {
+        if self.failures_in_a_row > 0 || self.unavailable.is_some() {
             tracing::info!(kind = self.kind, "watch recovered");
         }
-        self.transient_failures = 0;
+        self.failures_in_a_row = 0;
+        self.unavailable_in_a_row = 0;
         self.unavailable = None;
         self.last_logged = None;
     }
@@ -301,8 +311,15 @@ impl RetryPolicy {
                 }
                 let newly = (self.unavailable.as_ref() != Some(&reason)).then(|| reason.clone());
                 self.unavailable = Some(reason);
+                let delay = if self.unavailable_in_a_row < UNAVAILABLE_FAST_TRIES {
+                    backoff(self.unavailable_in_a_row)
+                } else {
+                    UNAVAILABLE_RETRY
+                };
+                self.unavailable_in_a_row = self.unavailable_in_a_row.saturating_add(1);
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
                 Failure {
-                    delay: UNAVAILABLE_RETRY,
+                    delay,
                     newly_unavailable: newly,
                 }
             }
@@ -311,10 +328,9 @@ impl RetryPolicy {
                     tracing::warn!(kind = self.kind, %error, "watch failed; retrying");
                     self.last_logged = Some(now);
                 }
-                let delay = TRANSIENT_FIRST
-                    .saturating_mul(1 << self.transient_failures.min(8))
-                    .min(TRANSIENT_MAX);
-                self.transient_failures = self.transient_failures.saturating_add(1);
+                let delay = backoff(self.failures_in_a_row);
+                self.unavailable_in_a_row = 0;
+                self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
                 Failure {
                     delay,
                     newly_unavailable: None,
@@ -322,6 +338,13 @@ impl RetryPolicy {
             }
         }
     }
+}
+
+/// 250 ms after the first failure, doubling with each one in a row, at most [`TRANSIENT_MAX`].
+fn backoff(failures_in_a_row: u32) -> Duration {
+    TRANSIENT_FIRST
+        .saturating_mul(1 << failures_in_a_row.min(8))
+        .min(TRANSIENT_MAX)
 }
 
 /// Readiness as `/readyz` reports it: ready or not, and the kinds that cannot be read, with why.
@@ -412,5 +435,75 @@ impl Cluster for Stores {
             &self.communities,
             &self.bfd_profiles,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api_error(code: u16) -> watcher::Error {
+        watcher::Error::InitialListFailed(kube::Error::Api(Box::new(Status {
+            code,
+            ..Status::default()
+        })))
+    }
+
+    #[test]
+    fn a_relist_after_gone_starts_at_once() {
+        let mut p = RetryPolicy::new("Service");
+        let gone = watcher::Error::WatchError(Box::new(Status {
+            code: 410,
+            ..Status::default()
+        }));
+        assert_eq!(classify(&gone), FailureKind::Gone);
+        assert_eq!(p.failed(&gone).delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn an_unreachable_api_server_is_tried_again_within_a_second() {
+        let mut p = RetryPolicy::new("Service");
+        let delays: Vec<Duration> = (0..6).map(|_| p.failed(&api_error(503)).delay).collect();
+        assert_eq!(delays[0], TRANSIENT_FIRST);
+        assert!(delays.iter().all(|d| *d <= TRANSIENT_MAX), "{delays:?}");
+        p.succeeded();
+        assert_eq!(
+            p.failed(&api_error(503)).delay,
+            TRANSIENT_FIRST,
+            "reset by success"
+        );
+    }
+
+    #[test]
+    fn an_unavailable_kind_is_reported_once_and_retried_fast_then_slowly() {
+        let mut p = RetryPolicy::new("Community");
+        let first = p.failed(&api_error(404));
+        assert!(first.newly_unavailable.unwrap().contains("not found (404)"));
+        assert_eq!(first.delay, TRANSIENT_FIRST);
+        let mut last = first.delay;
+        for _ in 1..UNAVAILABLE_FAST_TRIES {
+            let f = p.failed(&api_error(404));
+            assert!(f.newly_unavailable.is_none(), "reported once");
+            last = f.delay;
+        }
+        assert!(last <= TRANSIENT_MAX);
+        assert_eq!(p.failed(&api_error(404)).delay, UNAVAILABLE_RETRY);
+        let forbidden = p.failed(&api_error(403));
+        assert!(forbidden
+            .newly_unavailable
+            .unwrap()
+            .contains("not permitted (403)"));
+    }
+
+    /// After an outage (many connection errors), the 403s of an API server whose RBAC caches are still
+    /// filling are retried at once, not on the slow schedule.
+    #[test]
+    fn forbidden_right_after_an_outage_is_retried_quickly() {
+        let mut p = RetryPolicy::new("Service");
+        for _ in 0..30 {
+            p.failed(&api_error(503));
+        }
+        assert_eq!(p.failed(&api_error(403)).delay, TRANSIENT_FIRST);
     }
 }
