@@ -346,6 +346,12 @@ impl Daemon {
     }
 }
 
+fn spawn_apiserver(bin: &Path, args: &[String], log: &Path) -> Result<Daemon> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_remove("KUBECONFIG");
+    Daemon::spawn("kube-apiserver", &mut cmd, log.to_owned())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(2));
@@ -360,6 +366,11 @@ pub struct ApiServer {
     port: u16,
     etcd_port: u16,
     admin_kubeconfig: PathBuf,
+    /// What the API server was started with, to start it again (outage tests).
+    apiserver_bin: PathBuf,
+    api_args: Vec<String>,
+    admin_token: String,
+    restarts: u32,
     dir: tempfile::TempDir,
 }
 
@@ -424,42 +435,39 @@ impl ApiServer {
             format!("{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n").as_bytes(),
         )?;
         let certs = d.join("certs");
-        let mut api_cmd = Command::new(apiserver_bin);
-        api_cmd
-            .arg(format!("--etcd-servers={client_url}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
-            .arg(format!("--secure-port={port}"))
-            .arg(format!("--cert-dir={}", certs.display()))
-            .arg(format!(
-                "--token-auth-file={}",
-                d.join("tokens.csv").display()
-            ))
-            .arg("--authorization-mode=Node,RBAC")
-            .arg(format!("--service-account-issuer={ISSUER}"))
-            .arg(format!("--api-audiences={ISSUER}"))
-            .arg(format!(
-                "--service-account-key-file={}",
-                d.join("sa.pub").display()
-            ))
-            .arg(format!(
+        let api_args: Vec<String> = vec![
+            format!("--etcd-servers={client_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", certs.display()),
+            format!("--token-auth-file={}", d.join("tokens.csv").display()),
+            "--authorization-mode=Node,RBAC".into(),
+            format!("--service-account-issuer={ISSUER}"),
+            format!("--api-audiences={ISSUER}"),
+            format!("--service-account-key-file={}", d.join("sa.pub").display()),
+            format!(
                 "--service-account-signing-key-file={}",
                 d.join("sa.key").display()
-            ))
-            .arg(format!("--service-cluster-ip-range={SERVICE_CIDRS}"))
-            .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--enable-priority-and-fairness=false")
-            .arg("--endpoint-reconciler-type=none")
-            .arg("--allow-privileged=true")
-            .arg("--profiling=false")
-            .env_remove("KUBECONFIG");
-        let apiserver = Daemon::spawn("kube-apiserver", &mut api_cmd, d.join("apiserver.log"))?;
+            ),
+            format!("--service-cluster-ip-range={SERVICE_CIDRS}"),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--endpoint-reconciler-type=none".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+        ];
+        let apiserver = spawn_apiserver(apiserver_bin, &api_args, &d.join("apiserver.log"))?;
         let api = ApiServer {
             admin_kubeconfig: d.join("admin.kubeconfig"),
             apiserver,
             etcd,
             port,
             etcd_port,
+            apiserver_bin: apiserver_bin.to_owned(),
+            api_args,
+            admin_token: admin_token.clone(),
+            restarts: 0,
             dir,
         };
         api.wait_ready(&admin_token, started)?;
@@ -513,6 +521,23 @@ impl ApiServer {
             }
             thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// Stops the API server (etcd keeps running, so nothing is lost), keeps it down for `down`, starts it
+    /// again on the same port with the same arguments and waits until it is ready. Returns when it is
+    /// ready again.
+    pub fn restart_apiserver(&mut self, down: Duration) -> Result<Instant> {
+        self.apiserver.stop(Duration::from_secs(5));
+        thread::sleep(down);
+        self.restarts += 1;
+        let log = self
+            .dir
+            .path()
+            .join(format!("apiserver-{}.log", self.restarts));
+        self.apiserver = spawn_apiserver(&self.apiserver_bin, &self.api_args, &log)?;
+        let token = self.admin_token.clone();
+        self.wait_ready(&token, Instant::now())?;
+        Ok(Instant::now())
     }
 
     fn failure(&self, what: &str) -> Error {

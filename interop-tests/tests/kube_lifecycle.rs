@@ -13,8 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrolb_interop_tests::apiserver::ApiServer;
-use ferrolb_interop_tests::apiserver_guard;
+use ferrolb_interop_tests::frr::{Frr, FrrConfig, FrrNeighbor};
+use ferrolb_interop_tests::netns::Netns;
 use ferrolb_interop_tests::process::sibling_binary;
+use ferrolb_interop_tests::{apiserver_guard, interop_guard};
 
 const NS: &str = "ferrolb-system";
 
@@ -534,4 +536,183 @@ fn two_classes_never_hand_out_one_ip_twice_on_a_real_apiserver() {
         let log = p.log().to_lowercase();
         assert!(!log.contains("forbidden"), "{}:\n{log}", p.name);
     }
+}
+
+/// A veth from this machine's own namespace to a test namespace, removed on drop. The speaker runs next to
+/// the API server (on 127.0.0.1), so its router is reached over this link; its addresses exist only on the
+/// two ends.
+struct HostLink(&'static str);
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", self.0]).status();
+    }
+}
+
+const HOST_IF: &str = "flbk8s0";
+const HOST_V4: &str = "198.51.100.206";
+const TOR_V4: &str = "198.51.100.205";
+
+/// A Service of `shop` and an EndpointSlice with one ready endpoint on node-a.
+fn create_service_with_endpoint(api: &ApiServer, name: &str) -> Instant {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n\
+         spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\n\
+         endpoints: [{{addresses: [10.244.0.5], nodeName: node-a, conditions: {{ready: true}}}}]\n\
+         ports: [{{port: 80, protocol: TCP}}]\n"
+    );
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    assert!(out.success(), "{out}");
+    Instant::now()
+}
+
+/// Routes stay while the API server is down for 15 s; a Service created after it returns gets its IP,
+/// and the router its route, within seconds: watches reconnect and relist at once instead of backing off.
+#[test]
+fn after_an_api_server_outage_a_new_service_gets_its_ip_and_route_at_once() {
+    interop_guard!("/usr/lib/frr/bgpd");
+    let bin = apiserver_guard!();
+    // The router, in its own namespace, linked to this one.
+    let tor = Netns::new().unwrap();
+    let link = HostLink(HOST_IF);
+    let status = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            HOST_IF,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "host",
+            "netns",
+            tor.name(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ok_ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
+    ok_ip(&["addr", "add", &format!("{HOST_V4}/30"), "dev", HOST_IF]);
+    ok_ip(&["link", "set", HOST_IF, "up"]);
+    tor.add_addr("host", &format!("{TOR_V4}/30")).unwrap();
+    tor.set_link("host", true).unwrap();
+    tor.wait_ping(HOST_V4, None, Duration::from_secs(5))
+        .unwrap();
+    let frr = Frr::start(
+        &tor,
+        &FrrConfig::new(64500, TOR_V4).neighbor(
+            FrrNeighbor::new(HOST_V4, 64512)
+                .ipv4()
+                .connect_retry(Some(1)),
+        ),
+    )
+    .expect("FRR starts");
+
+    let mut api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let ok = |api: &ApiServer, args: &[&str]| {
+        api.kubectl_ok(args)
+            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
+    };
+    ok(&api, &["apply", "-k", &deploy("crds")]);
+    ok(
+        &api,
+        &[
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout=30s",
+            "crd",
+            "--all",
+        ],
+    );
+    ok(&api, &["apply", "-k", &deploy("overlays/both")]);
+    let config = format!(
+        "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
+         metadata: {{name: e2e, namespace: ferrolb-system}}\nspec: {{addresses: [203.0.113.0/28]}}\n---\n\
+         apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\n\
+         metadata: {{name: tor, namespace: ferrolb-system}}\n\
+         spec: {{myASN: 64512, peerASN: 64500, peerAddress: {TOR_V4}, holdTime: 9s, connectTime: 1s}}\n---\n\
+         apiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\n\
+         metadata: {{name: all, namespace: ferrolb-system}}\n---\n\
+         apiVersion: v1\nkind: Node\nmetadata: {{name: node-a}}\n"
+    );
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &config);
+    assert!(out.success(), "{out}");
+    ok(&api, &["create", "namespace", "shop"]);
+    let dir = api.dir().to_owned();
+    let controller_config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-controller")
+        .unwrap();
+    let speaker_config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-speaker")
+        .unwrap();
+    let controller = Proc::start(
+        &dir,
+        "controller",
+        &controller_config,
+        &[
+            "controller",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+    );
+    let speaker = Proc::start(
+        &dir,
+        "speaker",
+        &speaker_config,
+        &[
+            "speaker",
+            "--node-name",
+            "node-a",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+    );
+
+    create_service_with_endpoint(&api, "web");
+    let (ip, _) = until("web's IP", Duration::from_secs(30), || ingress(&api, "web"));
+    frr.wait_route(&format!("{ip}/32"), true, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+
+    // Least privilege: nothing forbidden before the outage. (Right after it, a restarted API server answers
+    // 403 until its RBAC caches are filled; the watches retry those quickly.)
+    for p in [&controller, &speaker] {
+        let log = p.log().to_lowercase();
+        assert!(!log.contains("forbidden"), "{}:\n{log}", p.name);
+    }
+    // 15 s without an API server: the route stays.
+    let back = api
+        .restart_apiserver(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !frr.route(&format!("{ip}/32")).unwrap().is_empty(),
+        "the route was withdrawn during the outage"
+    );
+    eprintln!("API server back {:?} ago", back.elapsed());
+    let created = create_service_with_endpoint(&api, "web2");
+    let (ip2, _) = until("web2's IP", Duration::from_secs(60), || {
+        ingress(&api, "web2")
+    });
+    let to_ip = created.elapsed();
+    frr.wait_route(&format!("{ip2}/32"), true, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    let to_route = created.elapsed();
+    eprintln!(
+        "after a 15 s API server outage: web2 got {ip2} {to_ip:?} after creation, its route at FRR {to_route:?} after creation"
+    );
+    if std::env::var_os("FERROLB_E2E_LOGS").is_some() {
+        eprintln!(
+            "--- controller\n{}\n--- speaker\n{}",
+            controller.log(),
+            speaker.log()
+        );
+    }
+    drop((controller, speaker, frr, link));
 }
