@@ -168,6 +168,8 @@ where
         .then(move |event| {
             let retry = retry.clone();
             let out = match &event {
+                // `Init` only announces a new list, before the request is answered: not a success.
+                Ok(watcher::Event::Init) => None,
                 Ok(_) => {
                     retry.lock().expect("retry state").succeeded();
                     None
