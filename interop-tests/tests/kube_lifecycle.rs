@@ -716,3 +716,118 @@ fn after_an_api_server_outage_a_new_service_gets_its_ip_and_route_at_once() {
     }
     drop((controller, speaker, frr, link));
 }
+
+/// `GET path` on 127.0.0.1 `addr`, the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A kind whose CRD is missing stalls nothing: without the Community CRD the controller still allocates,
+/// `/readyz` says which kind is missing and why, and the metric shows it.
+#[test]
+fn a_missing_crd_degrades_one_kind_not_the_controller() {
+    let bin = apiserver_guard!();
+    let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
+    let ok = |args: &[&str]| {
+        api.kubectl_ok(args)
+            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
+    };
+    ok(&["apply", "-k", &deploy("crds")]);
+    ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+    ok(&["apply", "-k", &deploy("overlays/both")]);
+    ok(&["delete", "crd", "communities.ferrolb.io"]);
+    // The API server stops serving the kind a moment after the CRD is gone: wait until it answers 404
+    // several times in a row.
+    let mut gone_in_a_row = 0;
+    until(
+        "communities no longer served",
+        Duration::from_secs(30),
+        || {
+            let out = api.kubectl(&[
+                "get",
+                "--raw",
+                "/apis/ferrolb.io/v1beta1/namespaces/ferrolb-system/communities",
+            ]);
+            gone_in_a_row = if out.success() { 0 } else { gone_in_a_row + 1 };
+            (gone_in_a_row >= 5).then_some(())
+        },
+    );
+    let pool = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
+                metadata: {name: e2e, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/28]}\n";
+    assert!(api.kubectl_stdin(&["apply", "-f", "-"], pool).success());
+    ok(&["create", "namespace", "shop"]);
+    let config = api
+        .kubeconfig_for_service_account(NS, "ferrolb-controller")
+        .unwrap();
+    let controller = Proc::start(
+        api.dir(),
+        "controller",
+        &config,
+        &[
+            "controller",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--no-leader-election",
+        ],
+    );
+    let created = create_service(&api, "web");
+    until(
+        "web's IP without the Community CRD",
+        Duration::from_secs(30),
+        || ingress(&api, "web"),
+    );
+    eprintln!(
+        "without the Community CRD: web got its IP {:?} after creation",
+        created.elapsed()
+    );
+    let (addr, _) = until(
+        "the metrics address in the log",
+        Duration::from_secs(10),
+        || {
+            controller.log().lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                Some(v.get("metrics_addr")?.as_str()?.to_owned())
+            })
+        },
+    );
+    let readyz = http_get(&addr, "/readyz");
+    eprintln!("{readyz}");
+    assert!(
+        readyz.starts_with("HTTP/1.0 200") || readyz.starts_with("HTTP/1.1 200"),
+        "{readyz}"
+    );
+    assert!(
+        readyz.contains("degraded: Community unavailable: not found (404)"),
+        "{readyz}"
+    );
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains("ferrolb_watch_unavailable{kind=\"Community\"} 1"),
+        "{metrics}"
+    );
+    let warnings = controller
+        .log()
+        .lines()
+        .filter(|l| l.contains("cannot list this kind"))
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "logged once, not once a second:\n{}",
+        controller.log()
+    );
+}
