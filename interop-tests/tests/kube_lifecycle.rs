@@ -112,6 +112,35 @@ fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> (T
     }
 }
 
+/// A kubectl step that must succeed (the failure carries both daemons' logs).
+fn must(api: &ApiServer, args: &[&str]) -> String {
+    api.kubectl_ok(args)
+        .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
+}
+
+/// `kubectl apply -f -` of `yaml`, which must succeed.
+fn apply(api: &ApiServer, yaml: &str) {
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], yaml);
+    assert!(out.success(), "{out}");
+}
+
+/// The product as shipped: the CRDs (established), then the `both` overlay.
+fn install(api: &ApiServer) {
+    must(api, &["apply", "-k", &deploy("crds")]);
+    must(
+        api,
+        &[
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout=30s",
+            "crd",
+            "--all",
+        ],
+    );
+    must(api, &["apply", "-k", &deploy("overlays/both")]);
+}
+
 fn get(api: &ApiServer, args: &[&str]) -> String {
     let out = api.kubectl(args);
     if out.success() {
@@ -141,8 +170,7 @@ fn create_service(api: &ApiServer, name: &str) -> Instant {
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\n\
          spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n"
     );
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-    assert!(out.success(), "{out}");
+    apply(api, &yaml);
     Instant::now()
 }
 
@@ -187,24 +215,11 @@ fn ready(api: &ApiServer, node: &str) -> (String, String) {
 fn controller_and_speaker_lifecycle_on_a_real_apiserver() {
     let bin = apiserver_guard!();
     let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
-    let ok = |args: &[&str]| {
-        api.kubectl_ok(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
-    };
-    ok(&["apply", "-k", &deploy("crds")]);
-    ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "--timeout=30s",
-        "crd",
-        "--all",
-    ]);
-    ok(&["apply", "-k", &deploy("overlays/both")]);
+    install(&api);
     let pool = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
                 metadata: {name: e2e, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/28]}\n";
-    assert!(api.kubectl_stdin(&["apply", "-f", "-"], pool).success());
-    ok(&["create", "namespace", "shop"]);
+    apply(&api, pool);
+    must(&api, &["create", "namespace", "shop"]);
     let controller_config = api
         .kubeconfig_for_service_account(NS, "ferrolb-controller")
         .unwrap();
@@ -404,27 +419,10 @@ fn controller_and_speaker_lifecycle_on_a_real_apiserver() {
 fn two_classes_never_hand_out_one_ip_twice_on_a_real_apiserver() {
     let bin = apiserver_guard!();
     let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
-    let ok = |args: &[&str]| {
-        api.kubectl_ok(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
-    };
-    let apply = |yaml: &str| {
-        let out = api.kubectl_stdin(&["apply", "-f", "-"], yaml);
-        assert!(out.success(), "{out}");
-    };
-    ok(&["apply", "-k", &deploy("crds")]);
-    ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "--timeout=30s",
-        "crd",
-        "--all",
-    ]);
-    ok(&["apply", "-k", &deploy("overlays/both")]);
+    install(&api);
     // The class controller's Lease, granted as deploy/README.md says.
     apply(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
+        &api, "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
          metadata: {name: ferrolb-controller-internal, namespace: ferrolb-system}\n\
          rules: [{apiGroups: [coordination.k8s.io], resources: [leases], \
          resourceNames: [ferrolb-controller-internal], verbs: [get, update]}]\n---\n\
@@ -434,10 +432,11 @@ fn two_classes_never_hand_out_one_ip_twice_on_a_real_apiserver() {
          subjects: [{kind: ServiceAccount, name: ferrolb-controller, namespace: ferrolb-system}]\n",
     );
     apply(
+        &api,
         "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
          metadata: {name: small, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/30]}\n",
     );
-    ok(&["create", "namespace", "shop"]);
+    must(&api, &["create", "namespace", "shop"]);
     let config = api
         .kubeconfig_for_service_account(NS, "ferrolb-controller")
         .unwrap();
@@ -483,7 +482,7 @@ fn two_classes_never_hand_out_one_ip_twice_on_a_real_apiserver() {
              spec: {{type: LoadBalancer, ports: [{{port: 80}}]{class}}}\n---\n"
         ));
     }
-    apply(&yaml);
+    apply(&api, &yaml);
     let (_, took) = until("four IPs", Duration::from_secs(30), || {
         let ips: Vec<String> = (0..4)
             .filter_map(|i| ingress(&api, &format!("svc-{i}")))
@@ -564,8 +563,7 @@ fn create_service_with_endpoint(api: &ApiServer, name: &str) -> Instant {
          endpoints: [{{addresses: [10.244.0.5], nodeName: node-a, conditions: {{ready: true}}}}]\n\
          ports: [{{port: 80, protocol: TCP}}]\n"
     );
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], &yaml);
-    assert!(out.success(), "{out}");
+    apply(api, &yaml);
     Instant::now()
 }
 
@@ -612,23 +610,7 @@ fn after_an_api_server_outage_a_new_service_gets_its_ip_and_route_at_once() {
     .expect("FRR starts");
 
     let mut api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
-    let ok = |api: &ApiServer, args: &[&str]| {
-        api.kubectl_ok(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
-    };
-    ok(&api, &["apply", "-k", &deploy("crds")]);
-    ok(
-        &api,
-        &[
-            "wait",
-            "--for",
-            "condition=established",
-            "--timeout=30s",
-            "crd",
-            "--all",
-        ],
-    );
-    ok(&api, &["apply", "-k", &deploy("overlays/both")]);
+    install(&api);
     let config = format!(
         "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
          metadata: {{name: e2e, namespace: ferrolb-system}}\nspec: {{addresses: [203.0.113.0/28]}}\n---\n\
@@ -639,9 +621,8 @@ fn after_an_api_server_outage_a_new_service_gets_its_ip_and_route_at_once() {
          metadata: {{name: all, namespace: ferrolb-system}}\n---\n\
          apiVersion: v1\nkind: Node\nmetadata: {{name: node-a}}\n"
     );
-    let out = api.kubectl_stdin(&["apply", "-f", "-"], &config);
-    assert!(out.success(), "{out}");
-    ok(&api, &["create", "namespace", "shop"]);
+    apply(&api, &config);
+    must(&api, &["create", "namespace", "shop"]);
     let dir = api.dir().to_owned();
     let controller_config = api
         .kubeconfig_for_service_account(NS, "ferrolb-controller")
@@ -733,21 +714,8 @@ fn http_get(addr: &str, path: &str) -> String {
 fn a_missing_crd_degrades_one_kind_not_the_controller() {
     let bin = apiserver_guard!();
     let api = ApiServer::start(&bin).unwrap_or_else(|e| panic!("{e}"));
-    let ok = |args: &[&str]| {
-        api.kubectl_ok(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", api.log_tails()))
-    };
-    ok(&["apply", "-k", &deploy("crds")]);
-    ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "--timeout=30s",
-        "crd",
-        "--all",
-    ]);
-    ok(&["apply", "-k", &deploy("overlays/both")]);
-    ok(&["delete", "crd", "communities.ferrolb.io"]);
+    install(&api);
+    must(&api, &["delete", "crd", "communities.ferrolb.io"]);
     // The API server stops serving the kind a moment after the CRD is gone: wait until it answers 404
     // several times in a row.
     let mut gone_in_a_row = 0;
@@ -766,8 +734,8 @@ fn a_missing_crd_degrades_one_kind_not_the_controller() {
     );
     let pool = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\n\
                 metadata: {name: e2e, namespace: ferrolb-system}\nspec: {addresses: [203.0.113.0/28]}\n";
-    assert!(api.kubectl_stdin(&["apply", "-f", "-"], pool).success());
-    ok(&["create", "namespace", "shop"]);
+    apply(&api, pool);
+    must(&api, &["create", "namespace", "shop"]);
     let config = api
         .kubeconfig_for_service_account(NS, "ferrolb-controller")
         .unwrap();

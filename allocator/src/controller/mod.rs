@@ -1,4 +1,4 @@
-//! `ferrolb controller`: the allocator in a Kubernetes cluster (issue 3, part 5).
+//! `ferrolb controller`: the allocator in a Kubernetes cluster.
 //!
 //! One path for data: watches ([`watch`]) → the pure [`Core`] (allocator + comparison with what the
 //! objects show) → [`Write`]s → [`Writer`] (server-side apply, events). Every replica watches, so a standby
